@@ -1,0 +1,1 @@
+"""Leaderboard: aggregation of result files and HTML rendering."""

@@ -1,0 +1,1 @@
+"""Built-in scenario definitions (one versioned YAML file each)."""

@@ -1,0 +1,1 @@
+"""Built-in continual-learning strategies, one module each."""

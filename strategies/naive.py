@@ -1,0 +1,15 @@
+"""Naive sequential fine-tuning: the lower bound every method must beat."""
+
+from __future__ import annotations
+
+from unicon_bench.registry import register_strategy
+from unicon_bench.training import AvalancheStrategy, BaseParams
+
+
+@register_strategy("naive")
+class Naive(AvalancheStrategy):
+    """Sequential fine-tuning of the whole network, no protection against forgetting (lower bound)."""
+
+    compatible = {"domain", "task", "modality"}
+    trainable = "all parameters, every experience"
+    params = BaseParams

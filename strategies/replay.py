@@ -1,0 +1,32 @@
+"""Experience replay with Avalanche's ReplayPlugin and an experience-balanced buffer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from avalanche.training.plugins import ReplayPlugin
+from avalanche.training.storage_policy import ExperienceBalancedBuffer
+
+from unicon_bench.registry import register_strategy
+from unicon_bench.training import AvalancheStrategy, BaseParams, tensor_bytes
+
+
+@dataclass(frozen=True)
+class ReplayParams(BaseParams):
+    mem_size: int = 16  # subjects kept in memory, split evenly across past experiences
+
+
+@register_strategy("replay")
+class Replay(AvalancheStrategy):
+    """Rehearsal: every batch is joined by a batch of stored subjects from past experiences."""
+
+    compatible = {"domain", "task", "modality"}
+    trainable = "all parameters, every experience"
+    params = ReplayParams
+
+    def plugins(self):
+        self.buffer = ExperienceBalancedBuffer(max_size=self.p.mem_size, adaptive_size=True)
+        return [ReplayPlugin(mem_size=self.p.mem_size, storage_policy=self.buffer)]
+
+    def buffer_bytes(self) -> int:
+        return tensor_bytes(self.buffer.buffer)

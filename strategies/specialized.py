@@ -1,0 +1,35 @@
+"""Specialized models: one network per experience, all from the same initialisation."""
+
+from __future__ import annotations
+
+import copy
+
+from unicon_bench.registry import register_strategy
+from unicon_bench.training import AvalancheStrategy, BaseParams, count_params
+
+
+@register_strategy("specialized")
+class Specialized(AvalancheStrategy):
+    """One model per experience from the same initialisation; test-time identity picks the model."""
+
+    compatible = {"task", "modality"}  # picking the model needs the task identity at test time
+    trainable = "a whole new model per experience"
+    params = BaseParams
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.init_state = copy.deepcopy(self.model.state_dict())
+        self.untrained = copy.deepcopy(self.model)
+        self.experts: dict[int, object] = {}
+
+    def train(self, experience) -> None:
+        self.model.load_state_dict(self.init_state)
+        super().train(experience)
+        self.experts[experience.current_experience] = copy.deepcopy(self.model)
+
+    def eval_model(self, experience):
+        # An experience not trained yet has no specialist: the untrained model answers (no transfer).
+        return self.experts.get(experience.current_experience, self.untrained)
+
+    def total_params(self) -> int:
+        return sum(count_params(m) for m in self.experts.values()) or count_params(self.model)

@@ -1,0 +1,151 @@
+"""The ``unicon-bench`` command line (typer). Heavy libraries are imported inside commands."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from unicon_bench.errors import UniconBenchError
+
+app = typer.Typer(
+    name="unicon-bench",
+    help=(
+        "Benchmark continual learning of 3D CT/PET foundation models.\n\n"
+        "Train a strategy over a scenario's stream of experiences, evaluate every experience after "
+        "every training experience, and write a versioned result JSON. Try:\n\n"
+        "  unicon-bench ls strategies\n\n"
+        "  unicon-bench run --strategy ewc --scenario ct_to_pet --quick"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class Device(str, Enum):
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class What(str, Enum):
+    strategies = "strategies"
+    scenarios = "scenarios"
+
+
+def _fail(exc: UniconBenchError) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(exc.exit_code)
+
+
+@app.command()
+def run(
+    strategy: str = typer.Option(..., "--strategy", "-s", help="Strategy name (see `unicon-bench ls strategies`)."),
+    scenario: str = typer.Option(..., "--scenario", "-c", help="Scenario name or path to a scenario YAML."),
+    seed: int = typer.Option(0, help="Seed of model initialisation, data order and training."),
+    out: Path = typer.Option(Path("results"), help="Folder for result JSON files."),
+    quick: bool = typer.Option(False, "--quick", help="Tiny volumes (16^3) and few epochs: a smoke test in seconds."),
+    device: Device = typer.Option(Device.cpu, help="Torch device."),
+    set_: list[str] = typer.Option([], "--set", help="Override a strategy parameter: --set key=value (repeatable)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of strategy parameters."),
+    cache_dir: Optional[Path] = typer.Option(None, help="Phantom cache folder (default: $UNICON_BENCH_CACHE or the user cache)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+) -> None:
+    """Train STRATEGY over SCENARIO, evaluate after every experience, write the result JSON."""
+    from unicon_bench.config import parse_overrides
+
+    try:
+        overrides = parse_overrides(set_)
+        from unicon_bench import harness
+
+        # Validate names, compatibility and parameters before anything heavy is imported.
+        harness.resolve(strategy, scenario, quick, str(config) if config else None, overrides)
+        if device is Device.cuda:
+            import torch
+
+            if not torch.cuda.is_available():
+                raise UniconBenchError("--device cuda given but no CUDA device is available")
+        from rich.console import Console
+
+        console = Console(stderr=True)
+        reporter = None
+        if progress:
+            from unicon_bench.progress import RichReporter
+
+            reporter = RichReporter(console)
+        result, path = harness.run(
+            strategy, scenario, seed=seed, out=out, quick=quick, device=device.value,
+            config=str(config) if config else None, overrides=overrides, reporter=reporter, cache_dir=cache_dir,
+        )
+    except UniconBenchError as exc:
+        _fail(exc)
+    from unicon_bench.report import summary_table
+
+    Console().print(summary_table(result))
+    typer.echo(f"result: {path}")
+
+
+@app.command("ls")
+def ls(what: What = typer.Argument(..., help="What to list.")) -> None:
+    """List strategies or scenarios with a one-line description."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    if what is What.strategies:
+        from unicon_bench.registry import STRATEGIES
+
+        for col in ("name", "description", "kinds", "trains", "source"):
+            table.add_column(col)
+        for e in STRATEGIES.entries():
+            table.add_row(e.name, e.summary, ",".join(e.compatible), e.trainable, e.origin)
+    else:
+        from unicon_bench.scenario import get_scenario, list_scenarios
+
+        for col in ("name", "version", "kind", "identity", "experiences", "description"):
+            table.add_column(col)
+        for name in list_scenarios():
+            try:
+                s = get_scenario(name)
+            except UniconBenchError as exc:
+                table.add_row(name, "", "", "", "", f"[red]invalid: {exc}")
+                continue
+            exps = " -> ".join(e.name for e in s.experiences)
+            table.add_row(s.name, str(s.version), s.kind, "yes" if s.task_identity_at_test else "no", exps, s.description)
+    Console(width=200).print(table)
+
+
+@app.command()
+def validate(files: list[Path] = typer.Argument(..., help="Result JSON files or folders of them.")) -> None:
+    """Check result files against the result schema; exit 1 if any is invalid."""
+    from unicon_bench.results import ResultError, find_results, read_result
+
+    bad = 0
+    paths = [p for f in files for p in find_results(f)]
+    if not paths:
+        typer.echo("error: no result files found", err=True)
+        raise typer.Exit(2)
+    for path in paths:
+        try:
+            r = read_result(path)
+            typer.echo(f"ok    {path}  ({r.scenario.name} v{r.scenario.version}, {r.strategy.name}, seed {r.seed})")
+        except ResultError as exc:
+            bad += 1
+            typer.echo(f"FAIL  {exc}")
+    raise typer.Exit(1 if bad else 0)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except UniconBenchError as exc:  # errors raised outside a command body
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""Strategy hyper-parameters from a YAML config file and ``--set key=value`` overrides.
+
+Values are coerced to the dataclass field's declared type; unknown keys and values of the wrong
+type are one clear ``ConfigError``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from unicon_bench.errors import ConfigError
+
+_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
+
+
+def _coerce(name: str, value: Any, tp: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            if type(None) in args:
+                return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(name, value, arg)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{name}: cannot be {value!r}")
+    if origin in (tuple, list):
+        items = yaml.safe_load(value) if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)):
+            raise ConfigError(f"{name}: expected a list like [1, 2], got {value!r}")
+        (inner, *_rest) = typing.get_args(tp) or (Any,)
+        return origin(_coerce(name, v, inner) for v in items)
+    if origin is typing.Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            raise ConfigError(f"{name}: must be one of {', '.join(map(str, allowed))}, got {value!r}")
+        return value
+    try:
+        if tp is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).lower()
+            if text in _TRUE | _FALSE:
+                return text in _TRUE
+            raise ValueError
+        if tp is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(str(value)) if isinstance(value, str) else int(value)
+        if tp is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if tp is str:
+            return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: expected {getattr(tp, '__name__', tp)}, got {value!r}") from None
+    return value
+
+
+def parse_overrides(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a params YAML: either a flat mapping or one under a ``params:`` key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"malformed config YAML {path}: {exc}".replace("\n", " ")) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config {path} must contain a mapping of parameter names to values")
+    if "params" in raw:
+        raw = raw["params"]
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config {path}: 'params' must be a mapping")
+    return raw
+
+
+def build_params(params_cls: type, values: dict[str, Any]) -> Any:
+    """Instantiate the frozen params dataclass from raw values, coercing and checking each key."""
+    hints = typing.get_type_hints(params_cls)
+    fields = {f.name for f in dataclasses.fields(params_cls)}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise ConfigError(
+            f"unknown parameter(s) {', '.join(unknown)} for {params_cls.__name__}; "
+            f"known: {', '.join(sorted(fields))}"
+        )
+    try:
+        params = params_cls(**{k: _coerce(k, v, hints[k]) for k, v in values.items()})
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"invalid parameters for {params_cls.__name__}: {exc}") from None
+    return params

@@ -1,0 +1,111 @@
+"""Avalanche adapter: turn a ScenarioSpec into train/eval streams of Avalanche experiences.
+
+Every sample is the tuple ``(image, mask, clinical, text, task_label)`` whatever the task, so
+experiences of different tasks can be concatenated (replay buffers, joint training) and collated
+together:
+
+- ``image``: float32 (1, D, H, W), CT windowed [-1000, 400] HU -> [0, 1] or PET SUV / 10
+- ``mask``: float32 (1, D, H, W), lesion segmentation
+- ``clinical``: float32 (5,) = [malignant, time, event, age, smoking] (see CLINICAL_FIELDS)
+- ``text``: int64 (MAX_TOKENS,), token ids of the subject's report
+- ``task_label``: the experience index where the scenario gives task identity, else 0
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from unicon_bench.data.phantoms import PhantomCohort, PhantomConfig, load_cohort
+from unicon_bench.data.text import tokenize_batch
+from unicon_bench.errors import ConfigError
+from unicon_bench.scenario import ScenarioSpec
+
+CLINICAL_FIELDS = ("malignant", "time", "event", "age", "smoking")
+CT_WINDOW = (-1000.0, 400.0)
+PET_SCALE = 10.0
+
+
+@dataclass
+class Stream:
+    """The Avalanche benchmark of a scenario plus what the harness needs to know about it."""
+
+    spec: ScenarioSpec
+    benchmark: object  # avalanche CLScenario with train_stream / test_stream
+    task_labels: list[int]
+
+    @property
+    def train_stream(self):
+        return self.benchmark.train_stream
+
+    @property
+    def eval_stream(self):
+        return self.benchmark.test_stream
+
+
+def preprocess(images: np.ndarray, modality: str) -> np.ndarray:
+    """Scale raw HU/SUV volumes to roughly [0, 1] network inputs (MONAI intensity transform)."""
+    from monai.transforms import ScaleIntensityRange
+
+    if modality == "CT":
+        scale = ScaleIntensityRange(a_min=CT_WINDOW[0], a_max=CT_WINDOW[1], b_min=0.0, b_max=1.0, clip=True)
+    else:
+        scale = ScaleIntensityRange(a_min=0.0, a_max=PET_SCALE, b_min=0.0, b_max=1.0, clip=False)
+    return np.asarray(scale(images), dtype=np.float32)
+
+
+def cohort_config(spec: ScenarioSpec, index: int) -> PhantomConfig:
+    """Each experience draws its own subjects: the seed mixes the scenario seed and the index."""
+    exp = spec.experiences[index]
+    n_train, n_eval = spec.sizes(index)
+    seed = zlib.crc32(f"{spec.data.seed}:{index}:{exp.name}".encode())
+    return PhantomConfig(n=n_train + n_eval, shape=tuple(spec.data.shape), site=exp.site, seed=seed)
+
+
+def _tensors(cohort: PhantomCohort, modality: str) -> tuple[torch.Tensor, ...]:
+    raw = cohort.ct if modality == "CT" else cohort.pet
+    image = torch.from_numpy(preprocess(raw, modality)).unsqueeze(1)
+    mask = torch.from_numpy(cohort.mask.astype(np.float32)).unsqueeze(1)
+    clinical = torch.from_numpy(
+        np.stack([getattr(cohort, f).astype(np.float32) for f in CLINICAL_FIELDS], axis=1)
+    )
+    text = torch.from_numpy(tokenize_batch(list(cohort.reports)))
+    return image, mask, clinical, text
+
+
+def _avalanche_dataset(tensors: tuple[torch.Tensor, ...], task_label: int):
+    from avalanche.benchmarks.utils import AvalancheDataset
+    from avalanche.benchmarks.utils.data_attribute import DataAttribute, TaskLabels
+    from torch.utils.data import TensorDataset
+
+    n = len(tensors[0])
+    return AvalancheDataset(
+        [TensorDataset(*tensors)],
+        data_attributes=[
+            TaskLabels([task_label] * n),
+            DataAttribute(tensors[2][:, 0].long().tolist(), "targets"),
+        ],
+    )
+
+
+def build_stream(spec: ScenarioSpec, cache_dir: str | Path | None = None) -> Stream:
+    """Generate (or read from cache) every experience's subjects and wrap them for Avalanche."""
+    from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
+
+    train, evals, labels = [], [], []
+    for i, exp in enumerate(spec.experiences):
+        n_train, n_eval = spec.sizes(i)
+        cohort = load_cohort(cohort_config(spec, i), cache_dir=cache_dir)
+        if len(cohort) != n_train + n_eval:
+            raise ConfigError(f"experience {exp.name}: expected {n_train + n_eval} subjects, got {len(cohort)}")
+        t = i if spec.task_identity_at_test else 0
+        tensors = _tensors(cohort, exp.modality)
+        train.append(_avalanche_dataset(tuple(x[:n_train] for x in tensors), t))
+        evals.append(_avalanche_dataset(tuple(x[n_train:] for x in tensors), t))
+        labels.append(t)
+    benchmark = benchmark_from_datasets(train=train, test=evals)
+    return Stream(spec=spec, benchmark=benchmark, task_labels=labels)

@@ -1,0 +1,232 @@
+"""The one loop: for each experience, train the strategy on it, then evaluate every experience.
+
+It produces the trained x evaluated matrix ``R[i][j]`` of each experience's primary metric (Dice,
+AUC or C-index) plus the row of the untrained model (``trained_upto = -1``, needed for forward
+transfer), derives the continual-learning summary and the cost, and writes the result file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import platform
+import random
+import resource
+import subprocess
+
+import time
+import uuid
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from unicon_bench.config import build_params, load_config_file
+from unicon_bench.errors import IncompatibleError
+from unicon_bench.registry import STRATEGIES
+from unicon_bench.results import (
+    METRIC_OF_TASK,
+    SCHEMA_VERSION,
+    RunResult,
+    clean_float,
+    write_result,
+)
+from unicon_bench.scenario import ScenarioSpec, get_scenario
+
+
+class Reporter(Protocol):
+    """Progress callbacks (the CLI shows them as rich progress bars)."""
+
+    def phase(self, description: str, total: int) -> None: ...
+    def advance(self, done: int, total: int, info: str = "") -> None: ...
+    def done(self) -> None: ...
+
+
+class SilentReporter:
+    def phase(self, description: str, total: int) -> None:
+        pass
+
+    def advance(self, done: int, total: int, info: str = "") -> None:
+        pass
+
+    def done(self) -> None:
+        pass
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every RNG the run touches and ask torch for deterministic kernels."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def score(kind: str, output, mask, clinical) -> float:
+    """The primary metric of one experience from raw outputs and targets."""
+    from unicon_bench import metrics
+
+    if kind == "segmentation":
+        return metrics.dice(output > 0, mask > 0.5)
+    if kind == "classification":
+        return metrics.roc_auc(output.numpy(), clinical[:, 0].numpy())
+    return metrics.c_index(output.numpy(), clinical[:, 1].numpy(), clinical[:, 2].numpy())
+
+
+def _targets(experience):
+    import torch
+
+    loader = torch.utils.data.DataLoader(experience.dataset, batch_size=256)
+    masks, clinical = zip(*[(b[1], b[2]) for b in loader])
+    return torch.cat(masks), torch.cat(clinical)
+
+
+def _git_commit() -> str | None:
+    try:
+        here = Path(__file__).resolve().parent
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        )
+        if out.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        return out.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _pkg(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def environment(device: str) -> dict[str, Any]:
+    import torch
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "avalanche": _pkg("avalanche-lib"),
+        "monai": _pkg("monai"),
+        "unicon_bench": _pkg("unicon-bench"),
+        "git_commit": _git_commit(),
+        "platform": f"{platform.system()} {platform.machine()}",
+        "device": device,
+        "threads": torch.get_num_threads(),
+        "deterministic": torch.are_deterministic_algorithms_enabled(),
+    }
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def resolve(strategy: str, scenario: str | ScenarioSpec, quick: bool, config: str | None, overrides: dict[str, Any]):
+    """Check names, compatibility and parameters before any heavy work starts."""
+    entry = STRATEGIES.entry(strategy)
+    spec = scenario if isinstance(scenario, ScenarioSpec) else get_scenario(scenario)
+    cls = STRATEGIES.get(strategy)
+    if spec.kind not in cls.compatible:
+        raise IncompatibleError(
+            f"strategy '{entry.name}' does not support {spec.kind}-incremental scenarios like "
+            f"'{spec.name}' (it supports: {', '.join(sorted(cls.compatible))})"
+        )
+    values = {**(load_config_file(config) if config else {}), **overrides}
+    params = build_params(cls.params, values)
+    return cls, (spec.quick_version() if quick else spec), params
+
+
+def run(
+    strategy: str,
+    scenario: str | ScenarioSpec,
+    seed: int = 0,
+    out: str | Path = "results",
+    quick: bool = False,
+    device: str = "cpu",
+    config: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    reporter: Reporter | None = None,
+    cache_dir: str | Path | None = None,
+) -> tuple[RunResult, Path]:
+    """Train ``strategy`` over ``scenario`` and write the result file; returns it and its path."""
+    reporter = reporter or SilentReporter()
+    cls, spec, params = resolve(strategy, scenario, quick, config, overrides or {})
+    started = datetime.now(timezone.utc)
+    t0 = time.perf_counter()
+    seed_everything(seed)
+
+    from unicon_bench.data.streams import build_stream
+    from unicon_bench.metrics import continual
+
+    stream = build_stream(spec, cache_dir=cache_dir)
+    strat = cls(params, stream, device=device)
+    kinds = [e.task for e in spec.experiences]
+    evals = list(stream.eval_stream)
+    targets = [_targets(e) for e in evals]
+    n = len(evals)
+
+    def evaluate_all(label: str) -> list[float]:
+        reporter.phase(f"evaluate {label}", n)
+        row = []
+        for j, exp in enumerate(evals):
+            row.append(score(kinds[j], strat.predict(exp), *targets[j]))
+            reporter.advance(j + 1, n)
+        return row
+
+    init_row = evaluate_all("untrained model")
+    matrix, trainable, train_time = [], [], []
+    for i, exp in enumerate(stream.train_stream):
+        reporter.phase(f"train {i + 1}/{n} {spec.experiences[i].name}", 0)
+        strat.on_step = lambda done, total, loss: reporter.advance(done, total, f"loss {loss:.3f}")
+        t_train = time.perf_counter()
+        strat.train(exp)
+        train_time.append(time.perf_counter() - t_train)
+        trainable.append(int(strat.last_trainable_params()))
+        matrix.append(evaluate_all(f"after {spec.experiences[i].name}"))
+    reporter.done()
+
+    summary = {k: clean_float(v) for k, v in continual.summarize(matrix, init_row).items()}
+    entries = [
+        {"metric": METRIC_OF_TASK[kinds[j]], "trained_upto": i - 1, "evaluated_on": j, "value": clean_float(v)}
+        for i, row in enumerate([init_row, *matrix])
+        for j, v in enumerate(row)
+    ]
+    finished = datetime.now(timezone.utc)
+    result = RunResult(
+        schema_version=SCHEMA_VERSION,
+        run_id=f"s{seed}-{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}",
+        started=started.isoformat(),
+        finished=finished.isoformat(),
+        scenario={
+            "name": spec.name,
+            "version": spec.version,
+            "kind": spec.kind,
+            "task_identity_at_test": spec.task_identity_at_test,
+            "experiences": [e.name for e in spec.experiences],
+            "metrics": [METRIC_OF_TASK[k] for k in kinds],
+            "quick": quick,
+        },
+        strategy={"name": strategy, "params": dataclasses.asdict(params)},
+        seed=seed,
+        matrix=entries,
+        summary=summary,
+        cost={
+            "trainable_params": trainable,
+            "total_params": int(strat.total_params()),
+            "wall_time_s": time.perf_counter() - t0,
+            "train_time_s": train_time,
+            "peak_rss_mb": peak_rss_mb(),
+            "buffer_bytes": int(strat.buffer_bytes()),
+        },
+        env=environment(device),
+    )
+    return result, write_result(result, out)
+
+

@@ -1,0 +1,81 @@
+"""MultiTaskNet: modality stems -> shared encoder -> decomposed task heads.
+
+The decomposed decoder (pixel head for masks, semantic heads for labels and risks on one encoder)
+approximates UniMed's design. Each *route* maps an Avalanche task label to the modality stem and the
+head it uses, so one model serves task-, modality- and domain-incremental streams.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from unicon_bench.models.unet import CHANNELS, Encoder3D, GlobalHead, SegDecoder, stem
+
+
+@dataclass(frozen=True)
+class Route:
+    """How samples of one task label flow through the network."""
+
+    kind: str  # segmentation | classification | prognosis
+    modality: str  # CT | PET
+    head: str  # key into ``MultiTaskNet.heads``
+    stem: str  # key into ``MultiTaskNet.stems``
+
+
+def make_head(kind: str, channels: tuple[int, ...]) -> nn.Module:
+    """The head for a task kind: pixel decoder for segmentation, MLP otherwise."""
+    if kind == "segmentation":
+        return SegDecoder(channels)
+    if kind in ("classification", "prognosis"):
+        return GlobalHead(channels[-1])
+    raise ValueError(f"unknown task kind {kind!r}")
+
+
+class MultiTaskNet(nn.Module):
+    """Shared 3D encoder with per-modality stems and per-route heads.
+
+    ``forward(x, task_label)`` runs a batch that belongs to one task label.
+    """
+
+    def __init__(self, routes: dict[int, Route], channels: tuple[int, ...] = CHANNELS):
+        super().__init__()
+        self.channels = tuple(channels)
+        self.routes = dict(routes)
+        self.encoder = Encoder3D(self.channels)
+        self.stems = nn.ModuleDict()
+        self.heads = nn.ModuleDict()
+        for route in self.routes.values():
+            if route.stem not in self.stems:
+                self.stems[route.stem] = stem(1, self.channels[0])
+            if route.head not in self.heads:
+                self.heads[route.head] = make_head(route.kind, self.channels)
+
+    @classmethod
+    def for_experiences(
+        cls,
+        experiences: list[tuple[str, str]],
+        channels: tuple[int, ...] = CHANNELS,
+        head_per: str = "kind",
+        stem_per_modality: bool = False,
+    ) -> "MultiTaskNet":
+        """Build routes from ``[(task_kind, modality), ...]`` indexed by task label.
+
+        ``head_per="kind"`` shares one head between experiences of the same task kind (the
+        classic fine-tuning set-up); ``"experience"`` gives each experience its own head.
+        """
+        routes = {}
+        for t, (kind, modality) in enumerate(experiences):
+            head = kind if head_per == "kind" else f"{kind}_{t}"
+            routes[t] = Route(kind, modality, head, modality if stem_per_modality else "shared")
+        return cls(routes, channels)
+
+    def features(self, x: torch.Tensor, task_label: int) -> list[torch.Tensor]:
+        route = self.routes[int(task_label)]
+        return self.encoder(self.stems[route.stem](x))
+
+    def forward(self, x: torch.Tensor, task_label: int = 0) -> torch.Tensor:
+        route = self.routes[int(task_label)]
+        return self.heads[route.head](self.features(x, task_label))

@@ -1,0 +1,274 @@
+"""The thin adapter between our strategies and Avalanche's training loop.
+
+``Strategy`` is the interface the harness drives (train on an experience, predict an experience,
+report cost). ``AvalancheStrategy`` implements it on Avalanche's ``SupervisedTemplate``: subclasses
+pick the model and the Avalanche plugins. ``TaskTemplate`` makes Avalanche's loop task-aware for
+3D CT/PET: each minibatch is split by task label, routed through the right stem/head, and given the
+right loss (DiceCE for masks, BCE for malignancy, Cox partial likelihood for survival), so replay
+buffers and joint training may mix tasks in one batch.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+import torch
+
+from unicon_bench.data.streams import Stream
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # qpsolvers warns at import about solvers we do not use
+    from avalanche.core import SupervisedPlugin
+    from avalanche.training.plugins import EvaluationPlugin
+    from avalanche.training.templates import SupervisedTemplate
+
+
+@dataclass(frozen=True)
+class BaseParams:
+    """Hyper-parameters every strategy has; ``None`` means the scenario's training budget."""
+
+    epochs: int | None = None
+    lr: float | None = None
+    batch_size: int | None = None
+    weight_decay: float = 0.0
+
+
+class TaskLoss:
+    """Per-kind losses from MONAI / torch / torchsurv."""
+
+    def __init__(self):
+        from monai.losses import DiceCELoss
+
+        self.dice_ce = DiceCELoss(sigmoid=True)
+        self.bce = torch.nn.BCEWithLogitsLoss()
+
+    def __call__(self, kind: str, output: torch.Tensor, mask: torch.Tensor, clinical: torch.Tensor) -> torch.Tensor:
+        if kind == "segmentation":
+            return self.dice_ce(output, mask)
+        if kind == "classification":
+            return self.bce(output, clinical[:, 0])
+        if kind == "prognosis":
+            from torchsurv.loss.cox import neg_partial_log_likelihood
+
+            event = clinical[:, 2].bool()
+            if not event.any():  # no event in this batch: the partial likelihood is empty
+                return output.sum() * 0.0
+            return neg_partial_log_likelihood(output, event, clinical[:, 1], reduction="mean")
+        raise ValueError(f"unknown task kind {kind!r}")
+
+
+class TaskTemplate(SupervisedTemplate):
+    """SupervisedTemplate whose forward and loss group each minibatch by task label."""
+
+    def __init__(self, *, kinds: dict[int, str], **kwargs):
+        super().__init__(**kwargs)
+        self.kinds = kinds
+        self.task_loss = TaskLoss()
+
+    def make_optimizer(self, **kwargs):
+        # A fresh optimizer state per experience (and new parameters, e.g. LoRA, get added).
+        kwargs["reset_optimizer_state"] = True
+        super().make_optimizer(**kwargs)
+
+    def forward(self):
+        return self.grouped_forward(self.model, self.mb_x, self.mb_task_id)
+
+    @staticmethod
+    def grouped_forward(model, x, task_labels) -> list[tuple[torch.Tensor, int, torch.Tensor]]:
+        """``[(index, task_label, output)]`` for each task label present in the batch."""
+        labels = task_labels.tolist()
+        if len(set(labels)) == 1:
+            return [(torch.arange(len(labels), device=x.device), labels[0], model(x, labels[0]))]
+        groups = []
+        for t in sorted(set(labels)):
+            idx = (task_labels == t).nonzero(as_tuple=True)[0]
+            groups.append((idx, t, model(x[idx], t)))
+        return groups
+
+    def criterion(self):
+        return self.batch_loss(self.mb_output, self.mbatch)
+
+    def batch_loss(self, groups, mbatch) -> torch.Tensor:
+        """Loss of a grouped forward: each task's loss weighted by its share of the batch."""
+        mask, clinical = mbatch[1], mbatch[2]
+        total = len(mask)
+        loss = 0.0
+        for idx, t, out in groups:
+            loss = loss + self.task_loss(self.kinds[t], out, mask[idx], clinical[idx]) * (len(idx) / total)
+        return loss
+
+
+class ProgressPlugin(SupervisedPlugin):
+    """Reports training steps to a callback and records which parameters received gradients."""
+
+    def __init__(self, on_step: Callable[[int, int, float], None] | None = None):
+        super().__init__()
+        self.on_step = on_step
+        self.updated: set[int] = set()
+
+    def before_training_exp(self, strategy, **kwargs):
+        self.updated = set()
+        self.total = None  # known once plugins (e.g. replay) have replaced the dataloader
+        self.done = 0
+
+    def after_backward(self, strategy, **kwargs):
+        for p in strategy.model.parameters():
+            if p.grad is not None:
+                self.updated.add(id(p))
+
+    def after_training_iteration(self, strategy, **kwargs):
+        if self.total is None:
+            self.total = strategy.train_epochs * len(strategy.dataloader)
+        self.done += 1
+        if self.on_step is not None:
+            self.on_step(self.done, self.total, float(strategy.loss.detach()))
+
+
+class Strategy:
+    """What the harness drives. Subclasses register with ``@register_strategy``."""
+
+    name: ClassVar[str] = ""
+    compatible: ClassVar[set[str]] = {"domain", "task", "modality"}
+    trainable: ClassVar[str] = "all"
+    params: ClassVar[type[BaseParams]] = BaseParams
+
+    def __init__(self, params: BaseParams, stream: Stream, device: str = "cpu"):
+        self.p = params
+        self.stream = stream
+        self.spec = stream.spec
+        self.device = torch.device(device)
+        self.on_step: Callable[[int, int, float], None] | None = None
+
+    # -- budget shared by all strategies, overridable per run ----------------------------------
+    @property
+    def epochs(self) -> int:
+        return self.p.epochs or self.spec.train.epochs
+
+    @property
+    def lr(self) -> float:
+        return self.p.lr or self.spec.train.lr
+
+    @property
+    def batch_size(self) -> int:
+        return self.p.batch_size or self.spec.train.batch_size
+
+    def kinds(self) -> dict[int, str]:
+        return {t: e.task for t, e in zip(self.stream.task_labels, self.spec.experiences)}
+
+    # -- the interface ---------------------------------------------------------------------------
+    def train(self, experience) -> None:
+        raise NotImplementedError
+
+    def eval_model(self, experience) -> torch.nn.Module:
+        """The model that answers for ``experience`` at test time."""
+        raise NotImplementedError
+
+    @torch.inference_mode()
+    def predict(self, experience) -> torch.Tensor:
+        """Raw outputs (logits, risks) for every eval sample of ``experience``, on the CPU."""
+        model = self.eval_model(experience)
+        model.eval()
+        loader = torch.utils.data.DataLoader(experience.dataset, batch_size=self.spec.train.eval_batch_size)
+        outs = []
+        for batch in loader:
+            x, t = batch[0].to(self.device), batch[-1].to(self.device)
+            groups = TaskTemplate.grouped_forward(model, x, t)
+            out = torch.empty((len(x), *groups[0][2].shape[1:]))
+            for idx, _, part in groups:  # an experience has one task, but keep sample order anyway
+                out[idx.cpu()] = part.float().cpu()
+            outs.append(out)
+        return torch.cat(outs)
+
+    def last_trainable_params(self) -> int:
+        raise NotImplementedError
+
+    def total_params(self) -> int:
+        raise NotImplementedError
+
+    def buffer_bytes(self) -> int:
+        return 0
+
+
+def quiet_evaluator():
+    """Avalanche's evaluator with no loggers: the harness does its own evaluation and printing."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="No loggers specified")
+        return EvaluationPlugin(loggers=[])
+
+
+def count_params(module: torch.nn.Module, ids: set[int] | None = None) -> int:
+    return sum(p.numel() for p in module.parameters() if ids is None or id(p) in ids)
+
+
+class AvalancheStrategy(Strategy):
+    """A strategy run by Avalanche's SupervisedTemplate; subclasses add plugins or a model."""
+
+    template_cls: ClassVar[type[TaskTemplate]] = TaskTemplate
+
+    def __init__(self, params: BaseParams, stream: Stream, device: str = "cpu"):
+        super().__init__(params, stream, device)
+        self.model = self.build_model().to(self.device)
+        self.progress = ProgressPlugin(self._step)
+        self.template = self.make_template(self.model)
+
+    def _step(self, done: int, total: int, loss: float) -> None:
+        if self.on_step is not None:
+            self.on_step(done, total, loss)
+
+    def build_model(self) -> torch.nn.Module:
+        from unicon_bench.models.net import MultiTaskNet
+
+        routes = [(e.task, e.modality) for e in self.spec.experiences]
+        if not self.spec.task_identity_at_test:
+            routes = routes[:1]  # one task label: the stream gives no identity
+        return MultiTaskNet.for_experiences(routes)
+
+    def plugins(self) -> list[Any]:
+        return []
+
+    def make_template(self, model: torch.nn.Module) -> TaskTemplate:
+        optimizer = torch.optim.Adam(model.parameters(), lr=self.lr, weight_decay=self.p.weight_decay)
+        return self.template_cls(
+            model=model,
+            optimizer=optimizer,
+            criterion=torch.nn.Identity(),  # unused: TaskTemplate.criterion computes the loss
+            train_mb_size=self.batch_size,
+            train_epochs=self.epochs,
+            eval_mb_size=self.spec.train.eval_batch_size,
+            device=self.device,
+            plugins=[self.progress, *self.plugins()],
+            evaluator=quiet_evaluator(),
+            kinds=self.kinds(),
+        )
+
+    def train(self, experience) -> None:
+        self.template.train(experience, num_workers=0)
+
+    def eval_model(self, experience) -> torch.nn.Module:
+        return self.model
+
+    def last_trainable_params(self) -> int:
+        return count_params(self.model, self.progress.updated)
+
+    def total_params(self) -> int:
+        return count_params(self.model)
+
+
+def clone_model(model: torch.nn.Module) -> torch.nn.Module:
+    return copy.deepcopy(model)
+
+
+def tensor_bytes(samples) -> int:
+    """Bytes held by the tensors of a dataset's samples (for replay buffer cost)."""
+    total = 0
+    for i in range(len(samples)):
+        for item in samples[i]:
+            if isinstance(item, torch.Tensor):
+                total += item.element_size() * item.nelement()
+            elif isinstance(item, np.ndarray):
+                total += item.nbytes
+    return total
