@@ -39,7 +39,7 @@ class TaskAwareEWCPlugin(EWCPlugin):
         for batch in loader:
             batch = [b.to(device) for b in batch]
             optimizer.zero_grad()
-            groups = strategy.grouped_forward(model, batch[0], batch[-1])
+            groups = strategy.grouped_forward(model, batch[0], batch[-1], batch[3])
             strategy.batch_loss(groups, batch).backward()
             for (name, p), (key, imp) in zip(model.named_parameters(), importances.items()):
                 assert name == key

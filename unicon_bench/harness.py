@@ -226,6 +226,7 @@ def run(
             "buffer_bytes": int(strat.buffer_bytes()),
         },
         env=environment(device),
+        extras=strat.extras(),
     )
     return result, write_result(result, out)
 

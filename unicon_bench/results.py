@@ -94,6 +94,7 @@ class RunResult(_Model):
     summary: Summary
     cost: Cost
     env: Env
+    extras: dict = Field(default_factory=dict, description="strategy-specific facts, e.g. routing accuracy")
 
     @model_validator(mode="after")
     def _matrix_complete(self) -> "RunResult":

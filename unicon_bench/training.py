@@ -75,18 +75,22 @@ class TaskTemplate(SupervisedTemplate):
         super().make_optimizer(**kwargs)
 
     def forward(self):
-        return self.grouped_forward(self.model, self.mb_x, self.mb_task_id)
+        return self.grouped_forward(self.model, self.mb_x, self.train_routes(), self.mbatch[3])
+
+    def train_routes(self) -> torch.Tensor:
+        """Route of each training sample: its task label (strategies may route differently)."""
+        return self.mb_task_id
 
     @staticmethod
-    def grouped_forward(model, x, task_labels) -> list[tuple[torch.Tensor, int, torch.Tensor]]:
-        """``[(index, task_label, output)]`` for each task label present in the batch."""
-        labels = task_labels.tolist()
+    def grouped_forward(model, x, routes, text=None) -> list[tuple[torch.Tensor, int, torch.Tensor]]:
+        """``[(index, route, output)]`` for each route (task label) present in the batch."""
+        labels = routes.tolist()
         if len(set(labels)) == 1:
-            return [(torch.arange(len(labels), device=x.device), labels[0], model(x, labels[0]))]
+            return [(torch.arange(len(labels), device=x.device), labels[0], model(x, labels[0], text))]
         groups = []
         for t in sorted(set(labels)):
-            idx = (task_labels == t).nonzero(as_tuple=True)[0]
-            groups.append((idx, t, model(x[idx], t)))
+            idx = (routes == t).nonzero(as_tuple=True)[0]
+            groups.append((idx, t, model(x[idx], t, None if text is None else text[idx])))
         return groups
 
     def criterion(self):
@@ -175,13 +179,17 @@ class Strategy:
         loader = torch.utils.data.DataLoader(experience.dataset, batch_size=self.spec.train.eval_batch_size)
         outs = []
         for batch in loader:
-            x, t = batch[0].to(self.device), batch[-1].to(self.device)
-            groups = TaskTemplate.grouped_forward(model, x, t)
+            x, text, t = batch[0].to(self.device), batch[3].to(self.device), batch[-1].to(self.device)
+            groups = TaskTemplate.grouped_forward(model, x, self.eval_routes(x, t), text)
             out = torch.empty((len(x), *groups[0][2].shape[1:]))
             for idx, _, part in groups:  # an experience has one task, but keep sample order anyway
                 out[idx.cpu()] = part.float().cpu()
             outs.append(out)
         return torch.cat(outs)
+
+    def eval_routes(self, x: torch.Tensor, task_labels: torch.Tensor) -> torch.Tensor:
+        """Route of each test sample: its task label, unless the strategy infers one."""
+        return task_labels
 
     def last_trainable_params(self) -> int:
         raise NotImplementedError
@@ -191,6 +199,10 @@ class Strategy:
 
     def buffer_bytes(self) -> int:
         return 0
+
+    def extras(self) -> dict:
+        """Strategy-specific facts for the result file (e.g. routing accuracy)."""
+        return {}
 
 
 def quiet_evaluator():

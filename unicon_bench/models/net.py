@@ -76,6 +76,7 @@ class MultiTaskNet(nn.Module):
         route = self.routes[int(task_label)]
         return self.encoder(self.stems[route.stem](x))
 
-    def forward(self, x: torch.Tensor, task_label: int = 0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, task_label: int = 0, text: torch.Tensor | None = None) -> torch.Tensor:
+        """Output of the head of ``task_label``'s route; ``text`` is unused (image-only model)."""
         route = self.routes[int(task_label)]
         return self.heads[route.head](self.features(x, task_label))

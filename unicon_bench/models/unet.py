@@ -61,7 +61,10 @@ class SegDecoder(nn.Module):
         channels: tuple[int, ...] = CHANNELS,
         strides: tuple[int, ...] = LEVEL_STRIDES,
         out_channels: int = 1,
+        light: bool = False,
     ):
+        """``light`` squeezes each concatenation with a 1x1x1 convolution before upsampling,
+        which cuts the decoder's parameters ~3x (for heads added on a frozen encoder)."""
         super().__init__()
         all_strides = (STEM_STRIDE, *strides)
         ups = []
@@ -70,12 +73,20 @@ class SegDecoder(nn.Module):
             last = i == 1
             cout = out_channels if last else channels[i - 2]
             width = cin + channels[i - 1]
+            squeeze = None
+            if light and not last:
+                squeeze = Convolution(3, width, cout, strides=1, kernel_size=1, norm=NORM, act=ACT)
+                width = cout
             up = Convolution(
                 3, width, cout, strides=all_strides[i - 1], kernel_size=3, norm=NORM, act=ACT,
                 is_transposed=True, conv_only=last,
             )
             if not last:
-                up = nn.Sequential(up, ResidualUnit(3, cout, cout, strides=1, subunits=1, norm=NORM, act=ACT))
+                up = nn.Sequential(
+                    *([squeeze] if squeeze is not None else []),
+                    up,
+                    ResidualUnit(3, cout, cout, strides=1, subunits=1, norm=NORM, act=ACT),
+                )
             ups.append(up)
             cin = cout
         self.ups = nn.ModuleList(ups)

@@ -1,0 +1,160 @@
+"""PeftNet: a foundation encoder frozen after stage 0, grown per experience with PEFT modules.
+
+Every experience gets a *route*: a modality stem, a named LoRA set (or bottleneck adapters) and a
+head. Stage 0 trains stem + encoder + first head; afterwards the encoder is frozen and a route adds
+only parameter-efficient modules: a LoRA set across the encoder's convolutions (and across the
+reused head, if an earlier experience already trained a head of the same kind), a new stem for a
+new modality, and a new head where no head of that kind exists. Nothing that an earlier route uses
+is ever updated, so earlier outputs stay bit-identical.
+
+The prognosis head fuses the image embedding with the report text (UNICON): an MLP adapter on the
+pooled image features, the built-in text encoder with its MLP adapter, and a fusion adapter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from unicon_bench.models import lora as L
+from unicon_bench.models.net import make_head
+from unicon_bench.models.text import TextEncoder, mlp_adapter
+from unicon_bench.models.unet import CHANNELS, Encoder3D, SegDecoder, stem
+
+
+@dataclass(frozen=True)
+class PeftRoute:
+    kind: str
+    modality: str
+    stem: str
+    head: str
+    peft: str | None  # name of the LoRA/adapter set, None = the stage-0 weights alone
+
+
+class FusionPrognosisHead(nn.Module):
+    """Risk from image features fused with report text (image adapter, text adapter, fusion)."""
+
+    def __init__(self, in_channels: int = CHANNELS[-1], dim: int = 32):
+        super().__init__()
+        self.image_adapter = mlp_adapter(in_channels, dim)
+        self.text = TextEncoder(out_dim=dim)
+        self.text_adapter = mlp_adapter(dim, dim)
+        self.fusion = nn.Sequential(nn.Linear(2 * dim, dim), nn.GELU(), nn.Dropout(0.1), nn.Linear(dim, 1))
+
+    def forward(self, feats: list[torch.Tensor], text: torch.Tensor | None) -> torch.Tensor:
+        if text is None:
+            raise ValueError("the fused prognosis head needs the report text tokens")
+        img = self.image_adapter(feats[-1].mean(dim=(2, 3, 4)))
+        txt = self.text_adapter(self.text(text))
+        return self.fusion(torch.cat([img, txt], dim=1)).squeeze(1)
+
+
+class LevelAdapters(nn.Module):
+    """Bottleneck adapters after each encoder level (the alternative to LoRA)."""
+
+    def __init__(self, channels: tuple[int, ...], reduction: int):
+        super().__init__()
+        self.adapters = nn.ModuleList(L.BottleneckAdapter(c, reduction) for c in channels)
+
+    def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [a(f) for a, f in zip(self.adapters, feats)]
+
+
+class PeftNet(nn.Module):
+    """Frozen foundation encoder + per-route stems, PEFT sets and heads."""
+
+    def __init__(self, channels: tuple[int, ...] = CHANNELS, fuse_text: bool = True):
+        super().__init__()
+        self.channels = tuple(channels)
+        self.fuse_text = fuse_text
+        self.encoder = Encoder3D(self.channels)
+        self.stems = nn.ModuleDict()
+        self.heads = nn.ModuleDict()
+        self.level_adapters = nn.ModuleDict()
+        self.routes: dict[int, PeftRoute] = {}
+
+    # -- growing --------------------------------------------------------------------------------
+    def add_route(self, index: int, kind: str, modality: str, peft: str = "lora", rank: int = 4,
+                  alpha: float = 8.0, reduction: int = 4) -> PeftRoute:
+        """Add the modules of experience ``index``; the first route is the foundation (stage 0)."""
+        stage0 = not self.routes
+        if not stage0:
+            self.freeze()
+        stem_key = modality
+        if stem_key not in self.stems:
+            self.stems[stem_key] = stem(1, self.channels[0])
+        head_key = next((r.head for r in self.routes.values() if r.kind == kind), None)
+        if head_key is None:
+            head_key = f"{kind}_{index}"
+            self.heads[head_key] = self._new_head(kind)
+        peft_name = None
+        if not stage0:
+            peft_name = f"exp{index}"
+            if peft == "lora":
+                L.inject_lora(self.encoder)
+                L.add_lora(self.encoder, peft_name, rank, alpha)
+                if any(r.head == head_key for r in self.routes.values()):
+                    L.inject_lora(self.heads[head_key])  # a reused head adapts through LoRA only
+                    L.add_lora(self.heads[head_key], peft_name, rank, alpha)
+            elif peft == "adapter":
+                self.level_adapters[peft_name] = LevelAdapters(self.channels, reduction)
+            else:
+                raise ValueError(f"unknown PEFT kind {peft!r} (lora or adapter)")
+        route = PeftRoute(kind, modality, stem_key, head_key, peft_name)
+        self.routes[index] = route
+        device = next(self.encoder.parameters()).device
+        self.to(device)
+        return route
+
+    def _new_head(self, kind: str) -> nn.Module:
+        if kind == "prognosis" and self.fuse_text:
+            return FusionPrognosisHead(self.channels[-1])
+        if kind == "segmentation" and self.routes:  # on a frozen encoder: the light decoder
+            return SegDecoder(self.channels, light=True)
+        return make_head(kind, self.channels)
+
+    def freeze(self) -> None:
+        """Freeze every parameter that exists now (called before a new route adds its own)."""
+        for p in self.parameters():
+            p.requires_grad_(False)
+
+    # -- running --------------------------------------------------------------------------------
+    def features(self, x: torch.Tensor, index: int) -> list[torch.Tensor]:
+        route = self.routes[int(index)]
+        L.set_active(self, route.peft)
+        feats = self.encoder(self.stems[route.stem](x))
+        if route.peft in self.level_adapters:
+            feats = self.level_adapters[route.peft](feats)
+        return feats
+
+    def foundation_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled stage-0 features (first route's stem, no PEFT): mean and std of every level."""
+        first = self.routes[min(self.routes)]
+        L.set_active(self, None)
+        feats = self.encoder(self.stems[first.stem](x))
+        return torch.cat([torch.cat([f.mean(dim=(2, 3, 4)), f.std(dim=(2, 3, 4))], dim=1) for f in feats], dim=1)
+
+    def forward(self, x: torch.Tensor, index: int = 0, text: torch.Tensor | None = None) -> torch.Tensor:
+        if int(index) not in self.routes:
+            return self._provisional_forward(x, int(index), text)
+        route = self.routes[int(index)]
+        feats = self.features(x, index)
+        head = self.heads[route.head]
+        if isinstance(head, FusionPrognosisHead):
+            return head(feats, text)
+        return head(feats)
+
+    def _provisional_forward(self, x: torch.Tensor, index: int, text: torch.Tensor | None) -> torch.Tensor:
+        """An experience without a route yet: foundation features into an untrained head.
+
+        ``self.provisional`` (set by the strategy, not a submodule) maps the index to that head.
+        """
+        head = getattr(self, "provisional", {}).get(index)
+        if head is None or not self.routes:
+            raise KeyError(f"no route for experience {index}")
+        first = self.routes[min(self.routes)]
+        L.set_active(self, None)
+        feats = self.encoder(self.stems[first.stem](x))
+        return head(feats, text) if isinstance(head, FusionPrognosisHead) else head(feats)
