@@ -1,0 +1,226 @@
+"""Strategy and scenario registries: names, lazy discovery, loading and clear errors."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import yaml
+
+import unicon_bench
+from unicon_bench.errors import ConfigError, UniconBenchError, UnknownNameError
+from unicon_bench.registry import STRATEGIES
+
+BUILTIN_STRATEGIES = {"naive", "joint", "specialized", "ewc", "replay"}
+BUILTIN_SCENARIOS = ["ct_sites", "ct_tasks", "ct_to_pet", "unicon"]
+
+
+# -- strategies ----------------------------------------------------------------------------------
+
+
+def test_list_strategies_has_builtins():
+    names = unicon_bench.list_strategies()
+    assert BUILTIN_STRATEGIES <= set(names)
+    assert names == sorted(names)
+
+
+def test_get_strategy_ewc_has_params_and_compatible():
+    cls = unicon_bench.get_strategy("ewc")
+    assert isinstance(cls, type)
+    assert cls.name == "ewc"
+    assert dataclasses.is_dataclass(cls.params)
+    fields = {f.name for f in dataclasses.fields(cls.params)}
+    assert {"ewc_lambda", "mode", "decay_factor", "epochs", "lr", "batch_size", "weight_decay"} <= fields
+    assert set(cls.compatible) == {"domain", "task", "modality"}
+    params = cls.params()
+    assert params.ewc_lambda == 1000.0 and params.mode == "separate"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        params.ewc_lambda = 1.0
+
+
+@pytest.mark.parametrize("name", unicon_bench.list_strategies())
+def test_listing_matches_imported_class(name):
+    """``ls`` reads sources with ast; what it reports must match the imported class."""
+    entry = STRATEGIES.entry(name)
+    cls = unicon_bench.get_strategy(name)
+    assert cls.name == name
+    assert entry.summary, f"{name} has no one-line description"
+    assert entry.summary == cls.__doc__.strip().splitlines()[0]
+    assert set(entry.compatible) == set(cls.compatible)
+    assert entry.trainable == cls.trainable
+    assert dataclasses.is_dataclass(cls.params)
+
+
+def test_specialized_is_not_domain_compatible():
+    assert "domain" not in unicon_bench.get_strategy("specialized").compatible
+    assert {"task", "modality"} <= set(unicon_bench.get_strategy("specialized").compatible)
+
+
+def test_unknown_strategy_lists_available():
+    with pytest.raises(UnknownNameError) as info:
+        unicon_bench.get_strategy("nope")
+    err = info.value
+    assert isinstance(err, KeyError) and isinstance(err, UniconBenchError)
+    assert err.exit_code == 2
+    msg = str(err)
+    assert "nope" in msg and "available:" in msg
+    for name in BUILTIN_STRATEGIES:
+        assert name in msg
+    assert "\n" not in msg
+    assert not msg.startswith(("'", '"'))  # not KeyError's quoted repr
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG registry.py: Registry.get()/entry() only know discovered modules and entry points, "
+    "so a class decorated with the public @register_strategy outside unicon_bench.strategies "
+    "is stored in _classes but get_strategy()/list_strategies() never see it",
+)
+def test_register_strategy_in_process_is_gettable():
+    from unicon_bench.training import Strategy
+
+    @unicon_bench.register_strategy("in_process_test_strategy")
+    class InProcess(Strategy):
+        """Registered at runtime."""
+
+    try:
+        assert unicon_bench.get_strategy("in_process_test_strategy") is InProcess
+    finally:
+        STRATEGIES._classes.pop("in_process_test_strategy", None)
+
+
+# -- scenarios -----------------------------------------------------------------------------------
+
+
+def test_list_scenarios_is_the_builtins():
+    assert unicon_bench.list_scenarios() == BUILTIN_SCENARIOS
+
+
+@pytest.mark.parametrize("name", BUILTIN_SCENARIOS)
+def test_builtin_scenarios_load(name):
+    spec = unicon_bench.get_scenario(name)
+    assert spec.name == name
+    assert spec.version >= 1
+    assert len(spec.experiences) >= 2
+    assert len({e.name for e in spec.experiences}) == len(spec.experiences)
+    if spec.kind == "domain":
+        assert spec.task_identity_at_test is False
+    quick = spec.quick_version()
+    assert quick.data.shape == (16, 16, 16)
+    assert quick.train.epochs == spec.quick.epochs
+    for i in range(len(quick.experiences)):
+        assert quick.sizes(i) == (spec.quick.n_train, spec.quick.n_eval)
+    # the full spec is untouched by quick_version
+    assert spec.data.shape != (16, 16, 16)
+
+
+def test_scenario_kinds():
+    kinds = {n: unicon_bench.get_scenario(n).kind for n in BUILTIN_SCENARIOS}
+    assert kinds == {"ct_sites": "domain", "ct_tasks": "task", "ct_to_pet": "modality", "unicon": "task"}
+
+
+def test_unknown_scenario_lists_available(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no file named 'nope' can be picked up as a path
+    with pytest.raises(UnknownNameError) as info:
+        unicon_bench.get_scenario("nope")
+    msg = str(info.value)
+    assert "scenario" in msg and "nope" in msg and "available:" in msg
+    for name in BUILTIN_SCENARIOS:
+        assert name in msg
+
+
+def _builtin_raw(name: str) -> dict:
+    from importlib import resources
+
+    return yaml.safe_load(resources.files("unicon_bench.scenarios").joinpath(f"{name}.yaml").read_text())
+
+
+def _write(tmp_path: Path, raw, name: str = "custom.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(raw if isinstance(raw, str) else yaml.safe_dump(raw), encoding="utf-8")
+    return path
+
+
+def test_get_scenario_from_yaml_path(tmp_path):
+    raw = _builtin_raw("ct_to_pet")
+    raw["name"] = "my_stream"
+    raw["experiences"].append({"name": "pet_seg_b", "modality": "PET", "task": "segmentation", "site": "B"})
+    path = _write(tmp_path, raw)
+    for arg in (path, str(path)):
+        spec = unicon_bench.get_scenario(arg)
+        assert spec.name == "my_stream"
+        assert [e.name for e in spec.experiences] == ["ct_seg", "pet_seg", "pet_seg_b"]
+        assert spec.experiences[2].site == "B"
+        assert spec.train == unicon_bench.get_scenario("ct_to_pet").train
+
+
+def test_builtin_yaml_copied_to_path_equals_builtin(tmp_path):
+    path = _write(tmp_path, _builtin_raw("unicon"))
+    assert unicon_bench.get_scenario(path) == unicon_bench.get_scenario("unicon")
+
+
+def test_malformed_yaml(tmp_path):
+    path = _write(tmp_path, "name: x\nexperiences: [ {name: a\n  - :\n")
+    with pytest.raises(ConfigError) as info:
+        unicon_bench.get_scenario(path)
+    msg = str(info.value)
+    assert "malformed" in msg and str(path) in msg
+    assert "\n" not in msg
+
+
+def test_missing_yaml_file(tmp_path):
+    path = tmp_path / "missing.yaml"
+    with pytest.raises(ConfigError, match="cannot read"):
+        unicon_bench.get_scenario(path)
+
+
+def test_yaml_not_a_mapping(tmp_path):
+    path = _write(tmp_path, "- a\n- b\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        unicon_bench.get_scenario(path)
+
+
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (lambda r: r.update(kind="banana"), "kind"),
+        (lambda r: r.update(unexpected_field=1), "unexpected_field"),
+        (lambda r: r.pop("experiences"), "experiences"),
+        (lambda r: r.update(experiences=[]), "experiences"),
+        (lambda r: r.update(version=0), "version"),
+        (lambda r: r["experiences"][0].update(modality="MRI"), "modality"),
+        (lambda r: r["experiences"][0].update(task="detection"), "task"),
+        (lambda r: r["experiences"][1].update(n_train=0), "n_train"),
+        (lambda r: r["data"].update(n_eval=-1), "n_eval"),
+        (lambda r: r["train"].update(epochs=0), "epochs"),
+    ],
+    ids=["bad-kind", "extra-field", "no-experiences", "empty-experiences", "version-0", "bad-modality",
+         "bad-task", "zero-n_train", "negative-n_eval", "zero-epochs"],
+)
+def test_invalid_fields_are_named(tmp_path, mutate, expected):
+    raw = _builtin_raw("ct_to_pet")
+    mutate(raw)
+    path = _write(tmp_path, raw)
+    with pytest.raises(ConfigError) as info:
+        unicon_bench.get_scenario(path)
+    msg = str(info.value)
+    assert msg.startswith("invalid scenario")
+    assert expected in msg
+    assert "\n" not in msg
+
+
+def test_duplicate_experience_names(tmp_path):
+    raw = _builtin_raw("ct_to_pet")
+    raw["experiences"][1]["name"] = raw["experiences"][0]["name"]
+    with pytest.raises(ConfigError) as info:
+        unicon_bench.get_scenario(_write(tmp_path, raw))
+    msg = str(info.value)
+    assert "unique" in msg and "ct_seg" in msg
+
+
+def test_domain_scenario_with_identity_is_rejected(tmp_path):
+    raw = _builtin_raw("ct_sites")
+    raw["task_identity_at_test"] = True
+    with pytest.raises(ConfigError, match="domain"):
+        unicon_bench.get_scenario(_write(tmp_path, raw))
