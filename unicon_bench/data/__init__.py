@@ -1,0 +1,1 @@
+"""Data sources: synthetic CT/PET phantoms and loaders."""
