@@ -35,7 +35,6 @@ ours = our choice where both are silent):
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Literal
 

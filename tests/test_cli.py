@@ -121,11 +121,6 @@ def test_run_set_without_equals(cli, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG strategies/ewc.py imports avalanche.training.plugins before unicon_bench.training "
-    "installs its warning filter, so qpsolvers' UserWarning lands on stderr above the error line",
-)
 def test_run_ewc_wrong_type_is_one_line(cli, tmp_path):
     proc = cli("run", "--strategy", "ewc", "--scenario", "ct_to_pet", "--quick", "--set", "epochs=abc", cwd=tmp_path)
     assert_one_line_error(proc, "epochs", "abc")

@@ -200,13 +200,6 @@ def test_resolve_merges_config_and_overrides(tmp_path):
     assert spec.data.shape == (16, 16, 16)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG training.py BaseParams has no range checks: negative values pass resolve() and then "
-    "crash inside torch with a traceback (weight_decay, lr) or silently train nothing (epochs), and "
-    "0 silently falls back to the scenario budget via `self.p.epochs or ...` while the result "
-    "records 0",
-)
 @pytest.mark.parametrize("override", ["epochs=-1", "weight_decay=-1", "lr=-0.1", "epochs=0"])
 def test_out_of_range_budget_rejected_before_training(override):
     from unicon_bench import harness

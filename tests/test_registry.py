@@ -71,12 +71,6 @@ def test_unknown_strategy_lists_available():
     assert not msg.startswith(("'", '"'))  # not KeyError's quoted repr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG registry.py: Registry.get()/entry() only know discovered modules and entry points, "
-    "so a class decorated with the public @register_strategy outside unicon_bench.strategies "
-    "is stored in _classes but get_strategy()/list_strategies() never see it",
-)
 def test_register_strategy_in_process_is_gettable():
     from unicon_bench.training import Strategy
 

@@ -98,17 +98,33 @@ class Registry:
         spec = importlib.util.find_spec(self.package)
         for location in spec.submodule_search_locations or []:
             for info in pkgutil.iter_modules([location]):
-                if info.name.startswith("_"):
+                if info.name.startswith("_") or info.ispkg:
                     continue
                 module = f"{self.package}.{info.name}"
                 source = (Path(location) / f"{info.name}.py").read_text(encoding="utf-8")
                 for entry in _scan_module_source(source, module, self.decorator, "builtin"):
                     entries[entry.name] = entry
         for ep in entry_points(group=self.group):
+            if ep.name in entries:  # built-ins win, as they do for scenarios
+                continue
             module, _, attr = ep.value.partition(":")
             entries[ep.name] = self._describe_external(ep.name, module, attr, ep.dist)
         self._entries = entries
         return entries
+
+    def _runtime_entry(self, name: str) -> Entry:
+        """A class registered by ``@register_strategy`` in code that was imported directly."""
+        cls = self._classes[name]
+        doc = (cls.__doc__ or "").strip().splitlines()
+        return Entry(
+            name=name,
+            summary=doc[0] if doc else "",
+            module=cls.__module__,
+            attr=cls.__qualname__,
+            compatible=tuple(sorted(getattr(cls, "compatible", ()) or ())),
+            trainable=getattr(cls, "trainable", "") or "",
+            origin="runtime",
+        )
 
     def _describe_external(self, name: str, module: str, attr: str, dist: Any) -> Entry:
         origin = f"plugin ({dist.name})" if dist is not None else "plugin"
@@ -123,16 +139,18 @@ class Registry:
         return Entry(name=name, summary="", module=module, attr=attr, origin=origin)
 
     def names(self) -> list[str]:
-        return sorted(self._discover())
+        return sorted(set(self._discover()) | set(self._classes))
 
     def entries(self) -> list[Entry]:
-        return [self._discover()[n] for n in self.names()]
+        return [self.entry(n) for n in self.names()]
 
     def entry(self, name: str) -> Entry:
         entries = self._discover()
-        if name not in entries:
-            raise UnknownNameError(self.kind, name, sorted(entries))
-        return entries[name]
+        if name in entries:
+            return entries[name]
+        if name in self._classes:
+            return self._runtime_entry(name)
+        raise UnknownNameError(self.kind, name, self.names())
 
     def get(self, name: str) -> type:
         """Import the module that defines ``name`` and return its class."""

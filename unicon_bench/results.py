@@ -49,7 +49,7 @@ class MatrixEntry(_Model):
     metric: Literal["dice", "auc", "c_index"]
     trained_upto: int = Field(ge=-1, description="-1 = the untrained model")
     evaluated_on: int = Field(ge=0)
-    value: float | None
+    value: float | None = Field(ge=0.0, le=1.0, description="Dice, AUC and C-index all lie in [0, 1]")
 
 
 class Summary(_Model):
@@ -108,8 +108,8 @@ class RunResult(_Model):
         for e in self.matrix:
             if e.metric != self.scenario.metrics[e.evaluated_on]:
                 raise ValueError(f"matrix entry for experience {e.evaluated_on} uses metric {e.metric}")
-        if len(self.cost.trainable_params) != n:
-            raise ValueError("cost.trainable_params must have one entry per experience")
+        if len(self.cost.trainable_params) != n or len(self.cost.train_time_s) != n:
+            raise ValueError("cost.trainable_params and cost.train_time_s need one entry per experience")
         return self
 
     def rows(self) -> tuple[list[float | None], list[list[float | None]]]:
@@ -156,7 +156,7 @@ def parse_result(data: object, source: str = "<data>") -> RunResult:
     if not isinstance(data, dict):
         raise ResultError(f"{source}: not a JSON object")
     version = data.get("schema_version")
-    if not isinstance(version, int):
+    if not isinstance(version, int) or isinstance(version, bool):
         raise ResultError(f"{source}: missing or non-integer schema_version")
     if version > SCHEMA_VERSION:
         raise ResultError(

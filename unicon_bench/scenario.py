@@ -4,7 +4,7 @@ A scenario names its kind (domain/task/modality), whether task identity is given
 its experiences (modality, task, site), the data source and the training budget every strategy
 gets. Built-ins live in ``unicon_bench.scenarios``; ``get_scenario`` also accepts a YAML path and
 scenarios from the entry-point group ``unicon_bench.scenarios`` (value: a package containing YAML
-files, or a path to one file).
+files). Built-in names take precedence over plugin names.
 """
 
 from __future__ import annotations
@@ -126,10 +126,6 @@ def _builtin_files() -> dict[str, Path]:
 def _plugin_files() -> dict[str, Path]:
     found: dict[str, Path] = {}
     for ep in entry_points(group="unicon_bench.scenarios"):
-        target = Path(ep.value)
-        if target.suffix in (".yaml", ".yml"):
-            found[ep.name] = target
-            continue
         try:
             root = resources.files(ep.value)
         except (ModuleNotFoundError, TypeError):

@@ -21,7 +21,7 @@ import torch
 from unicon_bench.data.streams import Stream
 
 with warnings.catch_warnings():
-    warnings.simplefilter("ignore")  # qpsolvers warns at import about solvers we do not use
+    warnings.filterwarnings("ignore", message="no QP solver found", category=UserWarning)
     from avalanche.core import SupervisedPlugin
     from avalanche.training.plugins import EvaluationPlugin
     from avalanche.training.templates import SupervisedTemplate
@@ -35,6 +35,14 @@ class BaseParams:
     lr: float | None = None
     batch_size: int | None = None
     weight_decay: float = 0.0
+
+    def __post_init__(self):
+        for name in ("epochs", "lr", "batch_size"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be positive (or none for the scenario's budget), got {value}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
 
 
 class TaskLoss:
@@ -150,15 +158,15 @@ class Strategy:
     # -- budget shared by all strategies, overridable per run ----------------------------------
     @property
     def epochs(self) -> int:
-        return self.p.epochs or self.spec.train.epochs
+        return self.spec.train.epochs if self.p.epochs is None else self.p.epochs
 
     @property
     def lr(self) -> float:
-        return self.p.lr or self.spec.train.lr
+        return self.spec.train.lr if self.p.lr is None else self.p.lr
 
     @property
     def batch_size(self) -> int:
-        return self.p.batch_size or self.spec.train.batch_size
+        return self.spec.train.batch_size if self.p.batch_size is None else self.p.batch_size
 
     def kinds(self) -> dict[int, str]:
         return {t: e.task for t, e in zip(self.stream.task_labels, self.spec.experiences)}
