@@ -138,6 +138,35 @@ def validate(files: list[Path] = typer.Argument(..., help="Result JSON files or 
     raise typer.Exit(1 if bad else 0)
 
 
+class Format(str, Enum):
+    html = "html"
+    md = "md"
+    csv = "csv"
+
+
+@app.command()
+def leaderboard(
+    results_dir: Path = typer.Argument(..., help="Folder of result JSON files (e.g. results/)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output file (html default: leaderboard.html; md/csv: stdout)."),
+    fmt: Format = typer.Option(Format.html, "--format", "-f", help="html: self-contained page; md or csv: the overview tables."),
+) -> None:
+    """Aggregate result files into a leaderboard (mean ± 95 % CI per scenario and strategy)."""
+    from unicon_bench.leaderboard.render import write_leaderboard
+
+    if output is None and fmt is Format.html:
+        output = Path("leaderboard.html")
+    try:
+        text, problems = write_leaderboard(results_dir, output, fmt.value)
+    except UniconBenchError as exc:
+        _fail(exc)
+    for problem in problems:
+        typer.echo(f"warning: skipped {problem}", err=True)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        typer.echo(f"leaderboard: {output}", err=True)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

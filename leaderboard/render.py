@@ -1,0 +1,170 @@
+"""Render aggregated boards as one self-contained HTML page, Markdown tables or CSV.
+
+The HTML page works offline: inline CSS, a little vanilla JS (sortable tables, a scenario filter)
+and figures as PNG data URIs. Every string in it goes through Jinja's autoescaping; strategy names
+and parameters come from plugins and users, so nothing user-provided is ever marked safe.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+from unicon_bench.leaderboard.aggregate import (
+    COSTS,
+    Board,
+    LeaderboardError,
+    aggregate,
+    column_label,
+    higher_is_better,
+    load_results,
+)
+from unicon_bench.results import atomic_write_text
+
+FORMATS = ("html", "md", "csv")
+TEMPLATES = Path(__file__).parent / "templates"
+_MD_SPECIAL = "\\`*_[]|~"  # emphasis, code, links, table cells; <, > and & become entities
+
+
+def load_boards(results_dir: str | Path) -> tuple[list[Board], list[str]]:
+    """Boards from every valid result under ``results_dir`` and the problems of the invalid files."""
+    results, problems = load_results(results_dir)
+    if not results:
+        detail = f" ({len(problems)} invalid, e.g. {problems[0]})" if problems else ""
+        raise LeaderboardError(f"no valid result files under {results_dir}{detail}")
+    return aggregate(results), problems
+
+
+def _digits(col: str) -> int:
+    return {"wall_time_s": 1, "peak_rss_mb": 0, "buffer_mb": 2}.get(col, 3)
+
+
+def format_cell(col: str, cell: dict) -> str:
+    """``mean ± CI half-width``; the mean alone for one seed; an en dash if undefined."""
+    if cell["mean"] is None:
+        return "–"
+    d = _digits(col)
+    if cell["lo"] is None:
+        return f"{cell['mean']:.{d}f}"
+    return f"{cell['mean']:.{d}f} ± {(cell['hi'] - cell['lo']) / 2:.{d}f}"
+
+
+def _cell_title(col: str, cell: dict) -> str:
+    if cell["mean"] is None:
+        return "undefined"
+    d = _digits(col) + 1
+    ci = f"95% CI [{cell['lo']:.{d}f}, {cell['hi']:.{d}f}]" if cell["lo"] is not None else "CI undefined (one seed)"
+    mark = "; best" if cell["best"] else ("; not significantly different from the best" if cell["tied"] else "")
+    return f"n={cell['n']}, {ci}{mark}"
+
+
+def _jsonish(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def _board_context(index: int, board: Board, figures: bool) -> dict:
+    from unicon_bench.leaderboard import plots
+
+    columns = [
+        {"key": c, "label": column_label(c), "group": "cost" if c in COSTS else "score",
+         "title": f"{column_label(c)}: {'higher' if higher_is_better(c) else 'lower'} is better"}
+        for c in board.columns
+    ]
+    rows = []
+    for r in board.rows:
+        cells = []
+        for c in board.columns:
+            cell = r["cells"][c]
+            cls = "best" if cell["best"] else ("tied" if cell["tied"] else "")
+            cells.append({"text": format_cell(c, cell), "sort": "" if cell["mean"] is None else repr(cell["mean"]),
+                          "title": _cell_title(c, cell), "cls": cls + (" cost" if c in COSTS else "")})
+        rows.append({**r, "cells": cells})
+    runs = []
+    for run in sorted(board.runs, key=lambda x: (x.method, x.result.seed)):
+        res = run.result
+        runs.append({
+            "method": run.method, "seed": res.seed, "run_id": res.run_id, "path": str(run.path),
+            "started": res.started, "finished": res.finished,
+            "summary": [(k, "–" if v is None else f"{v:.4f}") for k, v in res.summary.model_dump().items()],
+            "params": [(k, _jsonish(v)) for k, v in sorted(res.strategy.params.items())],
+            "env": list(res.env.model_dump().items()),
+            "extras": [(k, _jsonish(v)) for k, v in sorted(res.extras.items())],
+        })
+    return {
+        "id": f"board-{index}", "title": board.title, "quick": board.quick, "kind": board.kind,
+        "experiences": [{"name": e, "metric": m} for e, m in zip(board.experiences, board.metrics)],
+        "n_runs": len(board.runs), "replaced": board.replaced, "columns": columns, "rows": rows, "runs": runs,
+        "scatter": plots.cost_scatter(board) if figures else "",
+        "figures": [{"method": m, "heatmap": plots.heatmap(board, m), "curves": plots.curves(board, m)}
+                    for m in board.methods()] if figures else [],
+    }
+
+
+def render_html(boards: list[Board], problems: list[str] = (), source: str = "", figures: bool = True) -> str:
+    """The whole leaderboard page as one HTML string."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True, undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True)
+    return env.get_template("leaderboard.html.j2").render(
+        boards=[_board_context(i, b, figures) for i, b in enumerate(boards)],
+        problems=list(problems), source=source, n_runs=sum(len(b.runs) for b in boards),
+        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    )
+
+
+def md_escape(text: str) -> str:
+    """A user string as literal Markdown table text (no emphasis, links, pipes or raw HTML)."""
+    out = "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(text))
+    return out.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
+
+
+def render_markdown(boards: list[Board]) -> str:
+    """One Markdown table per board: mean ± CI, best in bold, not significantly different in italics."""
+    parts = ["Mean ± half-width of the 95 % t-interval over seeds. **Bold**: best; *italic*: not "
+             "significantly different from the best (paired t-test, p ≥ 0.05)."]
+    for board in boards:
+        header = ["strategy", "paradigm", "seeds", *(column_label(c) for c in board.columns)]
+        lines = [f"### {md_escape(board.title)}", "", "| " + " | ".join(md_escape(h) for h in header) + " |",
+                 "|" + "|".join([":---", ":---", "---:"] + ["---:"] * len(board.columns)) + "|"]
+        for r in board.rows:
+            cells = []
+            for c in board.columns:
+                cell, text = r["cells"][c], format_cell(c, r["cells"][c])
+                cells.append(f"**{text}**" if cell["best"] else (f"*{text}*" if cell["tied"] else text))
+            lines.append("| " + " | ".join([md_escape(r["method"]), r["paradigm"], str(r["n_seeds"]), *cells]) + " |")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) + "\n"
+
+
+def render_csv(boards: list[Board]) -> str:
+    """The overview tables of all boards in one CSV: mean, CI bounds and marks per column."""
+    import pandas as pd
+
+    frame = pd.concat([b.frame() for b in boards], ignore_index=True)
+    buf = io.StringIO()
+    frame.to_csv(buf, index=False, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+    return buf.getvalue()
+
+
+def write_leaderboard(results_dir: str | Path, output: str | Path | None, fmt: str = "html") -> tuple[str, list[str]]:
+    """Render ``results_dir`` in ``fmt``; write it to ``output`` if given. Returns the text and the problems."""
+    if fmt not in FORMATS:
+        raise LeaderboardError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    boards, problems = load_boards(results_dir)
+    if fmt == "html":
+        text = render_html(boards, problems, source=str(results_dir))
+    elif fmt == "md":
+        text = render_markdown(boards)
+    else:
+        text = render_csv(boards)
+    if output is not None:
+        atomic_write_text(Path(output), text)
+        umask = os.umask(0)
+        os.umask(umask)
+        Path(output).chmod(0o666 & ~umask)  # a page to publish, not the private temporary file's 0600
+    return text, problems

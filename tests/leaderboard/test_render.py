@@ -1,0 +1,224 @@
+"""Leaderboard rendering from real quick runs: HTML (checked in headless Chromium), Markdown, CSV, escaping.
+
+The browser tests drive Debian's ``chromium`` through Playwright. Where it (or Playwright) is missing
+they skip locally and fail under CI (env ``CI`` set), so CI cannot pass without them.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import error_lines, load_json
+from unicon_bench.leaderboard.render import (
+    load_boards,
+    md_escape,
+    render_csv,
+    render_html,
+    render_markdown,
+    write_leaderboard,
+)
+
+RUNS = {"ct_to_pet": ["naive", "joint", "specialized"], "ct_sites": ["naive", "joint"]}
+SEEDS = (0, 1)
+XSS = "<script>alert(1)</script>x"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-component-update"]
+
+
+@pytest.fixture(scope="module")
+def results_dir(quick_run, tmp_path_factory) -> Path:
+    """Result files of real quick runs: 3 strategies on ct_to_pet and 2 on ct_sites, two seeds each."""
+    root = tmp_path_factory.mktemp("leaderboard_results")
+    for scenario, strategies in RUNS.items():
+        for strategy in strategies:
+            for seed in SEEDS:
+                result, path = quick_run(strategy, scenario, seed)
+                dest = root / scenario / strategy / path.name
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(path, dest)
+    return root
+
+
+@pytest.fixture(scope="module")
+def xss_dir(quick_run, tmp_path_factory) -> Path:
+    """One real result whose strategy name and parameters carry markup."""
+    root = tmp_path_factory.mktemp("xss_results")
+    _result, path = quick_run("naive", "ct_to_pet", 0)
+    data = load_json(path)
+    data["strategy"]["name"] = XSS
+    data["strategy"]["params"] = {**data["strategy"]["params"], "<img src=x onerror=alert(2)>": "<b>bold</b>"}
+    data["extras"] = {"note": "<script>alert(3)</script>"}
+    dest = root / "ct_to_pet" / "evil" / "run.json"
+    dest.parent.mkdir(parents=True)
+    dest.write_text(json.dumps(data), encoding="utf-8")
+    ok = load_json(path)
+    (root / "ct_to_pet" / "naive").mkdir()
+    (root / "ct_to_pet" / "naive" / "ok.json").write_text(json.dumps(ok), encoding="utf-8")
+    return root
+
+
+def test_html_is_self_contained(results_dir, tmp_path):
+    out = tmp_path / "lb.html"
+    text, problems = write_leaderboard(results_dir, out, "html")
+    assert not problems and out.read_text(encoding="utf-8") == text
+    assert text.count('<section class="board"') == 2
+    assert "http://" not in text and "https://" not in text  # works offline: nothing to fetch
+    assert "<link" not in text and "src=\"data:image/png;base64," in text
+    for scenario, strategies in RUNS.items():
+        assert f"{scenario} v1 (quick)" in text
+        for s in strategies:
+            assert f"{s}: mean matrix" in text  # one heatmap per strategy
+    assert text.count("<details>") == sum(len(v) for v in RUNS.values()) * len(SEEDS)
+    assert "weight_decay" in text and "avalanche" in text  # params and environment of each run
+
+
+def test_markdown_and_csv_tables(results_dir):
+    boards, _ = load_boards(results_dir)
+    md = render_markdown(boards)
+    assert md.count("### ") == 2 and "| strategy | paradigm | seeds | final avg |" in md
+    assert md.count("\n| naive | continual | 2 |") == 2 and "| specialized | specialized | 2 |" in md
+    assert "±" in md and "**" in md
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(render_csv(boards))))
+    assert sorted((r["scenario"], r["strategy"]) for r in rows) == sorted(
+        (c, s) for c, strategies in RUNS.items() for s in strategies)
+    for r in rows:
+        assert r["n_seeds"] == "2" and float(r["final_average_ci_low"]) <= float(r["final_average_mean"])
+        assert r["paradigm"] == {"joint": "joint", "specialized": "specialized"}.get(r["strategy"], "continual")
+
+
+def test_user_strings_are_escaped(xss_dir):
+    boards, _ = load_boards(xss_dir)
+    html = render_html(boards, figures=False)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;x" in html
+    assert "<script>alert" not in html and "<img src=x" not in html and "<b>bold" not in html
+    assert "&lt;img src=x onerror=alert(2)&gt;" in html and "&lt;script&gt;alert(3)" in html
+    md = render_markdown(boards)
+    assert "<script" not in md and "&lt;script&gt;alert(1)&lt;/script&gt;x" in md
+    assert md_escape("a|b*c_[d]&") == "a\\|b\\*c\\_\\[d\\]&amp;"  # no broken cells, emphasis or links
+    assert XSS in render_csv(boards)  # CSV is data: kept verbatim
+
+
+def test_cli_formats_and_errors(cli, results_dir, tmp_path):
+    proc = cli("leaderboard", results_dir, "-o", tmp_path / "lb.html", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "lb.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    proc = cli("leaderboard", results_dir, "--format", "md", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout.count("\n### ct") == 2, proc.stderr
+    proc = cli("leaderboard", results_dir, "--format", "csv", "-o", tmp_path / "lb.csv", cwd=tmp_path)
+    assert proc.returncode == 0 and (tmp_path / "lb.csv").read_text(encoding="utf-8").startswith("scenario,")
+    for bad in (tmp_path / "missing", tmp_path / "empty"):
+        (tmp_path / "empty").mkdir(exist_ok=True)
+        proc = cli("leaderboard", bad, cwd=tmp_path)
+        lines = error_lines(proc.stderr)
+        assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert not (tmp_path / "leaderboard.html").exists()  # nothing half-written
+
+
+# -- in the browser ----------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def browser():
+    """Headless Debian Chromium via Playwright: fail under CI when missing, skip locally."""
+    problem = None
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        problem = "playwright is not installed (pip install playwright)"
+    if problem is None and not os.access(CHROMIUM, os.X_OK):
+        problem = f"{CHROMIUM} is missing (apt-get install -y chromium)"
+    if problem is not None:
+        if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
+            pytest.fail(f"CI needs the browser test: {problem}")
+        pytest.skip(problem)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def open_page(browser, html_path: Path):
+    """The page plus what it reported: console errors, page errors, dialogs and non-local requests."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    seen = {"errors": [], "dialogs": [], "requests": []}
+    page.on("console", lambda m: seen["errors"].append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: seen["errors"].append(str(e)))
+    page.on("dialog", lambda d: (seen["dialogs"].append(d.message), d.dismiss()))
+    page.on("request", lambda r: None if r.url.startswith(("file:", "data:")) else seen["requests"].append(r.url))
+    page.goto(html_path.as_uri())
+    page.wait_for_load_state("load")
+    return page, seen
+
+
+def column(page, board, index: int) -> list[str]:
+    return board.locator("table.overview tbody tr").evaluate_all(
+        f"rows => rows.map(r => r.cells[{index}].getAttribute('data-sort'))")
+
+
+def test_leaderboard_in_chromium(browser, results_dir, tmp_path):
+    html = tmp_path / "leaderboard.html"
+    write_leaderboard(results_dir, html, "html")
+    page, seen = open_page(browser, html)
+
+    ct_to_pet = page.locator("section.board", has=page.locator("h2", has_text="ct_to_pet v1 (quick)"))
+    ct_sites = page.locator("section.board", has=page.locator("h2", has_text="ct_sites v1 (quick)"))
+    assert ct_to_pet.locator("table.overview tbody tr").count() == len(RUNS["ct_to_pet"])  # one row per strategy
+    assert ct_sites.locator("table.overview tbody tr").count() == len(RUNS["ct_sites"])
+    assert sorted(column(page, ct_to_pet, 0)) == sorted(RUNS["ct_to_pet"])
+
+    # a text column: ascending, then descending
+    before = column(page, ct_to_pet, 0)
+    header = ct_to_pet.locator("thead th", has_text="strategy")
+    header.click()
+    ascending = column(page, ct_to_pet, 0)
+    assert ascending == sorted(RUNS["ct_to_pet"])
+    assert header.get_attribute("aria-sort") == "ascending"
+    header.click()
+    assert column(page, ct_to_pet, 0) == sorted(RUNS["ct_to_pet"], reverse=True)
+    assert before != ascending or before != column(page, ct_to_pet, 0)  # the order did change
+    # a numeric column re-sorts the rows by value (3: final average)
+    ct_to_pet.locator("thead th", has_text="final avg").click()
+    values = [float(v) for v in column(page, ct_to_pet, 3)]
+    assert values == sorted(values)
+    names_by_value = [n for _, n in sorted(zip(values, column(page, ct_to_pet, 0)))]
+    assert column(page, ct_to_pet, 0) == names_by_value  # whole rows moved, not one column
+
+    # the scenario filter hides the other boards
+    page.select_option("#scenario-filter", label="ct_sites v1 (quick)")
+    assert ct_sites.is_visible() and not ct_to_pet.is_visible()
+    page.select_option("#scenario-filter", value="all")
+    assert ct_sites.is_visible() and ct_to_pet.is_visible()
+
+    # figures decode (a broken data URI has naturalWidth 0)
+    widths = page.locator("img").evaluate_all("imgs => imgs.map(i => i.naturalWidth)")
+    assert len(widths) == 1 + 2 * 3 + 1 + 2 * 2 and min(widths) > 50
+
+    shot = tmp_path / "leaderboard.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+    print(f"screenshot: {shot}")
+    assert seen["errors"] == [] and seen["dialogs"] == [] and seen["requests"] == []
+
+
+def test_markup_in_names_renders_as_text_in_chromium(browser, xss_dir, tmp_path):
+    html = tmp_path / "xss.html"
+    write_leaderboard(xss_dir, html, "html")
+    page, seen = open_page(browser, html)
+    cells = page.locator("table.overview tbody td:first-child").all_inner_texts()
+    assert sorted(cells) == sorted([XSS, "naive"])
+    page.locator("details summary").first.click()
+    page.locator("details summary").nth(1).click()
+    assert page.get_by_text("<img src=x onerror=alert(2)>").count() == 1
+    assert page.evaluate("document.querySelectorAll('script').length") == 1  # only our own sorting script
+    assert seen["dialogs"] == [] and seen["errors"] == []
