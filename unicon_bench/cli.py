@@ -138,6 +138,28 @@ def validate(files: list[Path] = typer.Argument(..., help="Result JSON files or 
     raise typer.Exit(1 if bad else 0)
 
 
+@app.command()
+def sweep(
+    suite: Path = typer.Argument(..., help="Suite YAML file, e.g. suites/default.yaml."),
+    out: Optional[Path] = typer.Option(None, help="Folder for result JSON files (default: the suite's `out`)."),
+    device: Device = typer.Option(Device.cpu, help="Torch device."),
+    cache_dir: Optional[Path] = typer.Option(None, help="Phantom cache folder (default: $UNICON_BENCH_CACHE or the user cache)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the overall progress bar."),
+) -> None:
+    """Run strategies x scenarios x seeds of a SUITE; skip runs already done; exit 1 if any run failed."""
+    from rich.console import Console
+
+    from unicon_bench.sweep import load_suite, run_suite, summary_lines
+
+    try:
+        report = run_suite(load_suite(suite), out=out, device=device.value, cache_dir=cache_dir,
+                           console=Console(stderr=True) if progress else None)
+    except UniconBenchError as exc:
+        _fail(exc)
+    typer.echo("\n".join(summary_lines(report)))
+    raise typer.Exit(0 if report.ok else 1)
+
+
 class Format(str, Enum):
     html = "html"
     md = "md"

@@ -1,0 +1,253 @@
+"""Suites: run the cross product strategies x scenarios x seeds listed in a YAML file.
+
+A suite file looks like::
+
+    name: default
+    strategies: all            # or a list of names
+    scenarios: [ct_to_pet]     # or "all"
+    seeds: [0, 1, 2]           # or a count: 3 means seeds 0, 1, 2
+    quick: false
+    out: results/              # relative to the working directory
+    params:                    # optional, per strategy
+      replay: {mem_size: 50}
+
+Sweeps are resumable: a run is skipped when ``<out>/<scenario>/<strategy>/`` already holds a valid
+result with the same scenario name and version, strategy name, seed, quick flag and parameters.
+Incompatible strategy x scenario pairs are listed as skipped, not failed; a failing run is recorded
+and the others still run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from unicon_bench import harness
+from unicon_bench.errors import ConfigError, IncompatibleError, UniconBenchError
+from unicon_bench.registry import list_strategies
+from unicon_bench.results import ResultError, read_result
+from unicon_bench.scenario import list_scenarios
+
+
+class Suite(BaseModel):
+    """A validated suite file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    strategies: list[str] | Literal["all"] = Field(min_length=1)
+    scenarios: list[str] | Literal["all"] = Field(min_length=1)
+    seeds: list[int] | int = Field(description="a list of seeds, or a count N meaning seeds 0..N-1")
+    quick: bool = False
+    out: str = "results"
+    params: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    def strategy_names(self) -> list[str]:
+        return list_strategies() if self.strategies == "all" else list(self.strategies)
+
+    def scenario_names(self) -> list[str]:
+        return list_scenarios() if self.scenarios == "all" else list(self.scenarios)
+
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Parse and validate a suite YAML file; any problem is one ``ConfigError``."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read suite file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"malformed suite YAML {path}: {exc}".replace("\n", " ")) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"suite file {path} must contain a mapping (name, strategies, scenarios, seeds, ...)")
+    try:
+        suite = Suite.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()[:5])
+        raise ConfigError(f"invalid suite {path}: {problems}") from None
+    seeds = suite.seed_list()
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"invalid suite {path}: seeds must be distinct non-negative integers (or a positive count)")
+    for kind, names, known in (
+        ("strategy", suite.strategy_names(), list_strategies()),
+        ("scenario", suite.scenario_names(), list_scenarios()),
+    ):
+        for name in names:
+            if name not in known and not (kind == "scenario" and name.endswith((".yaml", ".yml"))):
+                raise ConfigError(f"invalid suite {path}: unknown {kind} '{name}'; available: {', '.join(known)}")
+    extra = sorted(set(suite.params) - set(suite.strategy_names()))
+    if extra:
+        raise ConfigError(f"invalid suite {path}: params given for strategies not in the suite: {', '.join(extra)}")
+    return suite
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    strategy: str
+    scenario: str
+    seed: int
+    overrides: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def label(self) -> str:
+        return f"{self.strategy} on {self.scenario}, seed {self.seed}"
+
+
+@dataclass
+class SweepReport:
+    """What a sweep did; ``failed`` holds ``(run, one-line error, traceback)``."""
+
+    suite: str
+    out: Path
+    completed: list[tuple[PlannedRun, Path]] = field(default_factory=list)
+    existing: list[tuple[PlannedRun, Path]] = field(default_factory=list)
+    incompatible: list[tuple[str, str, str]] = field(default_factory=list)
+    failed: list[tuple[PlannedRun, str, str]] = field(default_factory=list)
+    todo: list[PlannedRun] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def _normalised(params: dict) -> Any:
+    """Parameters as they read back from a result JSON (tuples become lists, ...)."""
+    return json.loads(json.dumps(params))
+
+
+def find_existing(out: Path, spec, strategy: str, seed: int, quick: bool, params: dict) -> Path | None:
+    """A valid result of exactly this run in ``out``, if there is one."""
+    folder = Path(out) / spec.name / strategy
+    if not folder.is_dir():
+        return None
+    wanted = _normalised(params)
+    for path in sorted(folder.glob("*.json")):
+        try:
+            r = read_result(path)
+        except ResultError:
+            continue
+        if (
+            r.scenario.name == spec.name
+            and r.scenario.version == spec.version
+            and r.strategy.name == strategy
+            and r.seed == seed
+            and r.scenario.quick == quick
+            and _normalised(r.strategy.params) == wanted
+        ):
+            return path
+    return None
+
+
+def plan(suite: Suite, out: str | Path | None = None) -> SweepReport:
+    """Resolve every pair (names, compatibility, parameters) and find the runs already done.
+
+    Raises ``ConfigError`` for parameters that do not fit a strategy: the suite itself is wrong.
+    """
+    out_dir = Path(out if out is not None else suite.out)
+    report = SweepReport(suite=suite.name, out=out_dir)
+    for scenario in suite.scenario_names():
+        for strategy in suite.strategy_names():
+            overrides = dict(suite.params.get(strategy, {}))
+            try:
+                _cls, spec, params = harness.resolve(strategy, scenario, suite.quick, None, overrides)
+            except IncompatibleError as exc:
+                report.incompatible.append((strategy, scenario, str(exc)))
+                continue
+            except UniconBenchError as exc:
+                raise ConfigError(f"suite '{suite.name}': {strategy} on {scenario}: {exc}") from None
+            params_dict = dataclasses.asdict(params)
+            for seed in suite.seed_list():
+                run = PlannedRun(strategy, scenario, seed, overrides)
+                done = find_existing(out_dir, spec, strategy, seed, suite.quick, params_dict)
+                if done is not None:
+                    report.existing.append((run, done))
+                else:
+                    report.todo.append(run)
+    return report
+
+
+class _InfoReporter:
+    """Feeds the harness's phases into the ``info`` field of the sweep's overall bar."""
+
+    def __init__(self, update: Callable[[str], None]):
+        self.update = update
+        self.description = ""
+
+    def phase(self, description: str, total: int) -> None:
+        self.description = description
+        self.update(description)
+
+    def advance(self, done: int, total: int, info: str = "") -> None:
+        self.update(f"{self.description} {done}/{total} {info}".strip())
+
+    def done(self) -> None:
+        self.update("")
+
+
+def run_suite(
+    suite: Suite,
+    out: str | Path | None = None,
+    device: str = "cpu",
+    cache_dir: str | Path | None = None,
+    console=None,
+) -> SweepReport:
+    """Run every planned run not done yet; failures are recorded, not raised.
+
+    With a rich ``console`` an overall progress bar shows the runs done and the current phase.
+    """
+    report = plan(suite, out)
+    progress = task = None
+    if console is not None and report.todo:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}"), console=console,
+        )
+        task = progress.add_task(f"sweep {suite.name}", total=len(report.todo), info="")
+        progress.start()
+    try:
+        for run in report.todo:
+            reporter = None
+            if progress is not None:
+                label = run.label()
+                reporter = _InfoReporter(
+                    lambda text, label=label: progress.update(task, info=f"{label}: {text}" if text else label)
+                )
+            try:
+                _result, path = harness.run(
+                    run.strategy, run.scenario, seed=run.seed, out=report.out, quick=suite.quick, device=device,
+                    overrides=run.overrides, reporter=reporter, cache_dir=cache_dir,
+                )
+                report.completed.append((run, path))
+            except Exception as exc:  # noqa: BLE001 - one failing run must not stop the sweep
+                message = " ".join(str(exc).split()) or type(exc).__name__
+                report.failed.append((run, f"{type(exc).__name__}: {message}", traceback.format_exc()))
+            if progress is not None:
+                progress.advance(task)
+    finally:
+        if progress is not None:
+            progress.stop()
+    return report
+
+
+def summary_lines(report: SweepReport) -> list[str]:
+    """A plain-text account of the sweep for the terminal."""
+    lines = [
+        f"suite {report.suite}: {len(report.completed)} ran, {len(report.existing)} already done, "
+        f"{len(report.incompatible)} incompatible pairs skipped, {len(report.failed)} failed (results in {report.out})"
+    ]
+    for strategy, scenario, _why in report.incompatible:
+        lines.append(f"  skipped (incompatible): {strategy} on {scenario}")
+    for run, error, _tb in report.failed:
+        lines.append(f"  FAILED: {run.label()}: {error}")
+    return lines
