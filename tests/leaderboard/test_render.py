@@ -6,7 +6,6 @@ they skip locally and fail under CI (env ``CI`` set), so CI cannot pass without 
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import shutil
@@ -39,7 +38,7 @@ def results_dir(quick_run, tmp_path_factory) -> Path:
     for scenario, strategies in RUNS.items():
         for strategy in strategies:
             for seed in SEEDS:
-                result, path = quick_run(strategy, scenario, seed)
+                _result, path = quick_run(strategy, scenario, seed)
                 dest = root / scenario / strategy / path.name
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy(path, dest)
