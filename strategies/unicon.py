@@ -12,7 +12,8 @@ ours = our choice where both are silent):
    CT-RATE (no weights may be downloaded here); instance normalisation, so freezing it freezes
    everything (no running statistics).
 2. Afterwards the encoder, every stem and every head are frozen (paper: no forgetting). Each later
-   experience adds LoRA (PEMMA: rank 4, A random, B zero so it starts as the identity) across the
+   experience adds LoRA (PEMMA: rank 4, A random, B zero so it starts as the identity; *ours*:
+   rank 8, alpha 16 and a 3x learning rate for the PEFT stages by default) across the
    encoder's convolutions - *ours*: every Conv3d of the 3D CNN, the conv analogue of PEMMA's q/v
    projections - or bottleneck adapters after each encoder level (``--set peft=adapter``).
 3. A new task kind gets a new head, trained fully; an experience whose task kind already has a
@@ -48,11 +49,13 @@ from unicon_bench.training import AvalancheStrategy, BaseParams, TaskTemplate
 @dataclass(frozen=True)
 class UniconParams(BaseParams):
     peft: Literal["lora", "adapter"] = "lora"
-    lora_rank: int = 4
-    lora_alpha: float = 8.0
+    # Rank 8 and a 3x learning rate for the PEFT stages: PEMMA's rank 4 at the stage-0 rate reached
+    # PET Dice 0.55 on ct_to_pet (seed 0) against 0.70 for this setting (README, "Measured here").
+    lora_rank: int = 8
+    lora_alpha: float = 16.0
     adapter_reduction: int = 4
     fuse_text: bool = True
-    peft_lr_scale: float = 1.0  # learning-rate multiplier for the stages after stage 0
+    peft_lr_scale: float = 3.0  # learning-rate multiplier for the stages after stage 0
 
 
 class UniconTemplate(TaskTemplate):
