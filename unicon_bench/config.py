@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from unicon_bench.errors import ConfigError
+from unicon_bench.fileio import read_yaml_mapping
 
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 
@@ -81,15 +82,7 @@ def parse_overrides(items: list[str]) -> dict[str, str]:
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read a params YAML: either a flat mapping or one under a ``params:`` key."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"malformed config YAML {path}: {exc}".replace("\n", " ")) from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"config {path} must contain a mapping of parameter names to values")
+    raw = read_yaml_mapping(path, "config", " of parameter names to values")
     if "params" in raw:
         raw = raw["params"]
         if not isinstance(raw, dict):

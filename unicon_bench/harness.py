@@ -8,12 +8,10 @@ transfer), derives the continual-learning summary and the cost, and writes the r
 from __future__ import annotations
 
 import dataclasses
-
 import platform
 import random
 import resource
 import subprocess
-
 import time
 import uuid
 from datetime import datetime, timezone

@@ -14,9 +14,10 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from unicon_bench.errors import UniconBenchError
+from unicon_bench.fileio import validate
 
 SCHEMA_VERSION = 1
 METRIC_OF_TASK = {"segmentation": "dice", "classification": "auc", "prognosis": "c_index"}
@@ -163,11 +164,7 @@ def parse_result(data: object, source: str = "<data>") -> RunResult:
             f"{source}: schema_version {version} is newer than this unicon-bench supports "
             f"({SCHEMA_VERSION}); upgrade unicon-bench"
         )
-    try:
-        return RunResult.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()[:5])
-        raise ResultError(f"{source}: invalid result: {problems}") from None
+    return validate(RunResult, data, f"{source}: invalid result", ResultError)
 
 
 def read_result(path: str | Path) -> RunResult:

@@ -14,10 +14,10 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from unicon_bench.errors import ConfigError, UnknownNameError
+from unicon_bench.errors import UnknownNameError
+from unicon_bench.fileio import read_yaml_mapping, validate
 
 TaskKind = Literal["segmentation", "classification", "prognosis"]
 Modality = Literal["CT", "PET"]
@@ -100,22 +100,8 @@ class ScenarioSpec(_Strict):
 
 def load_scenario_file(path: str | Path) -> ScenarioSpec:
     """Parse and validate a scenario YAML file; errors are one clear ConfigError."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read scenario file {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"malformed scenario YAML {path}: {exc}".replace("\n", " ")) from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"scenario file {path} must contain a mapping")
-    try:
-        return ScenarioSpec.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(f"invalid scenario {path}: {problems}") from None
+    raw = read_yaml_mapping(path, "scenario")
+    return validate(ScenarioSpec, raw, f"invalid scenario {path}")
 
 
 def _builtin_files() -> dict[str, Path]:

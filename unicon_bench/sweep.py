@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from unicon_bench import harness
 from unicon_bench.errors import ConfigError, IncompatibleError, UniconBenchError
+from unicon_bench.fileio import read_yaml_mapping, validate
 from unicon_bench.registry import list_strategies
 from unicon_bench.results import ResultError, read_result
 from unicon_bench.scenario import list_scenarios
@@ -61,20 +61,8 @@ class Suite(BaseModel):
 
 def load_suite(path: str | Path) -> Suite:
     """Parse and validate a suite YAML file; any problem is one ``ConfigError``."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read suite file {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"malformed suite YAML {path}: {exc}".replace("\n", " ")) from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"suite file {path} must contain a mapping (name, strategies, scenarios, seeds, ...)")
-    try:
-        suite = Suite.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()[:5])
-        raise ConfigError(f"invalid suite {path}: {problems}") from None
+    raw = read_yaml_mapping(path, "suite", " (name, strategies, scenarios, seeds, ...)")
+    suite = validate(Suite, raw, f"invalid suite {path}")
     seeds = suite.seed_list()
     if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
         raise ConfigError(f"invalid suite {path}: seeds must be distinct non-negative integers (or a positive count)")
@@ -207,7 +195,13 @@ def run_suite(
     report = plan(suite, out)
     progress = task = None
     if console is not None and report.todo:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
