@@ -63,7 +63,7 @@ class TaskLoss:
             from torchsurv.loss.cox import neg_partial_log_likelihood
 
             event = clinical[:, 2].bool()
-            if not event.any():  # no event in this batch: the partial likelihood is empty
+            if len(event) < 2 or not event.any():  # no comparable pair: the partial likelihood is empty
                 return output.sum() * 0.0
             return neg_partial_log_likelihood(output, event, clinical[:, 1], reduction="mean")
         raise ValueError(f"unknown task kind {kind!r}")
