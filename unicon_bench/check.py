@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from unicon_bench.errors import UniconBenchError
-from unicon_bench.fileio import validate
+from unicon_bench.fileio import read_json, validate
 from unicon_bench.leaderboard.aggregate import (
     CONFIDENCE,
     EXP_PREFIX,
@@ -107,12 +107,7 @@ def row_label(entry: Entry, row: str) -> str:
 def load_baseline(path: str | Path) -> Baseline:
     """Read and validate a baseline file; every problem is one ``CheckError``."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise CheckError(f"{path}: cannot read baseline: {exc.strerror}") from None
-    except json.JSONDecodeError as exc:
-        raise CheckError(f"{path}: baseline is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    data = read_json(path, "baseline", CheckError)
     version = data.get("baseline_schema_version") if isinstance(data, dict) else None
     if not isinstance(version, int) or isinstance(version, bool):
         raise CheckError(f"{path}: not a baseline file (no integer baseline_schema_version)")

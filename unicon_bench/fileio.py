@@ -40,3 +40,16 @@ def validate(model: type[BaseModel], raw: Any, prefix: str, error: type[UniconBe
         return model.model_validate(raw)
     except ValidationError as exc:
         raise error(f"{prefix}: {problems(exc)}") from None
+
+
+def read_json(path: str | Path, what: str, error: type[UniconBenchError]) -> Any:
+    """``json.loads`` a file; an unreadable file or bad JSON is one ``error`` naming the file."""
+    import json
+
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise error(f"{path}: cannot read {what}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise error(f"{path}: {what} is not valid JSON ({exc.msg} at line {exc.lineno})") from None

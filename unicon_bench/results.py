@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from unicon_bench.errors import UniconBenchError
-from unicon_bench.fileio import validate
+from unicon_bench.fileio import read_json, validate
 
 SCHEMA_VERSION = 1
 METRIC_OF_TASK = {"segmentation": "dice", "classification": "auc", "prognosis": "c_index"}
@@ -168,14 +168,7 @@ def parse_result(data: object, source: str = "<data>") -> RunResult:
 
 
 def read_result(path: str | Path) -> RunResult:
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ResultError(f"{path}: cannot read: {exc.strerror}") from None
-    except json.JSONDecodeError as exc:
-        raise ResultError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    return parse_result(data, str(path))
+    return parse_result(read_json(path, "result", ResultError), str(path))
 
 
 def find_results(root: str | Path) -> list[Path]:
