@@ -81,6 +81,7 @@ class Unicon(AvalancheStrategy):
             i: (FusionPrognosisHead() if e.task == "prognosis" and self.p.fuse_text else self._head(e.task)).to(self.device)
             for i, e in enumerate(self.spec.experiences)
         }
+        self.model.provisional = self.provisional
         self.prototypes: dict[int, torch.Tensor] = {}
         self.feature_scale: torch.Tensor | None = None
         self.routing_hits: dict[int, tuple[int, int]] = {}
@@ -147,7 +148,6 @@ class Unicon(AvalancheStrategy):
     def predict(self, experience) -> torch.Tensor:
         self._evaluating = experience.current_experience
         self.routing_hits.pop(self._evaluating, None)  # keep the latest evaluation only
-        self.model.provisional = self.provisional
         return super().predict(experience)
 
     def extras(self) -> dict:

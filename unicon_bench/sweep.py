@@ -112,12 +112,13 @@ def _normalised(params: dict) -> Any:
     return json.loads(json.dumps(params))
 
 
-def find_existing(out: Path, spec, strategy: str, seed: int, quick: bool, params: dict) -> Path | None:
-    """A valid result of exactly this run in ``out``, if there is one."""
+def find_existing(out: Path, spec, strategy: str, quick: bool, params: dict) -> dict[int, Path]:
+    """Per seed, the first valid result of exactly this run in ``out`` (each file read once)."""
     folder = Path(out) / spec.name / strategy
     if not folder.is_dir():
-        return None
+        return {}
     wanted = _normalised(params)
+    found: dict[int, Path] = {}
     for path in sorted(folder.glob("*.json")):
         try:
             r = read_result(path)
@@ -127,12 +128,11 @@ def find_existing(out: Path, spec, strategy: str, seed: int, quick: bool, params
             r.scenario.name == spec.name
             and r.scenario.version == spec.version
             and r.strategy.name == strategy
-            and r.seed == seed
             and r.scenario.quick == quick
             and _normalised(r.strategy.params) == wanted
         ):
-            return path
-    return None
+            found.setdefault(r.seed, path)
+    return found
 
 
 def plan(suite: Suite, out: str | Path | None = None) -> SweepReport:
@@ -152,10 +152,10 @@ def plan(suite: Suite, out: str | Path | None = None) -> SweepReport:
                 continue
             except UniconBenchError as exc:
                 raise ConfigError(f"suite '{suite.name}': {strategy} on {scenario}: {exc}") from None
-            params_dict = dataclasses.asdict(params)
+            existing = find_existing(out_dir, spec, strategy, suite.quick, dataclasses.asdict(params))
             for seed in suite.seed_list():
                 run = PlannedRun(strategy, scenario, seed, overrides)
-                done = find_existing(out_dir, spec, strategy, seed, suite.quick, params_dict)
+                done = existing.get(seed)
                 if done is not None:
                     report.existing.append((run, done))
                 else:

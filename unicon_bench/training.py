@@ -10,7 +10,6 @@ buffers and joint training may mix tasks in one batch.
 
 from __future__ import annotations
 
-import copy
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
@@ -276,10 +275,6 @@ class AvalancheStrategy(Strategy):
 
     def total_params(self) -> int:
         return count_params(self.model)
-
-
-def clone_model(model: torch.nn.Module) -> torch.nn.Module:
-    return copy.deepcopy(model)
 
 
 def tensor_bytes(samples) -> int:
