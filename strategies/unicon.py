@@ -19,8 +19,12 @@ ours = our choice where both are silent):
 3. A new task kind gets a new head, trained fully; an experience whose task kind already has a
    head (e.g. PET segmentation after CT segmentation) reuses that frozen head through its own
    LoRA set (*ours*: keeps the trainable share small and the earlier task untouched).
-4. A new modality (paper/PEMMA: PET) gets its own input stem feeding the frozen encoder. *Ours*:
-   the PET experience sees PET alone, as every baseline does on the same scenario.
+4. A new modality (paper/PEMMA: PET) gets its own input stem feeding the frozen encoder. When the
+   scenario's PET samples carry the co-registered CT (``with_ct``, PEMMA's PET/CT input; every
+   baseline then gets the same two channels), the frozen CT stem reads the CT channel and the new
+   PET stem is added to it through a per-channel gate that starts at zero (*ours*: the conv
+   analogue of PEMMA's concatenation of PET and CT tokens), so the PET route starts as the CT
+   model and learns what PET adds. With PET alone, the new stem feeds the encoder directly.
 5. Prognosis (paper): an MLP adapter on the image embedding, one on the text embedding, and a
    fusion adapter. *Ours*: the text is the phantom's templated report (age, smoking, lesion
    description) through the built-in hashed-token text encoder, standing in for the LLM-rewritten
@@ -82,6 +86,7 @@ class Unicon(AvalancheStrategy):
             for i, e in enumerate(self.spec.experiences)
         }
         self.model.provisional = self.provisional
+        self.model.input_channels = {i: e.channels for i, e in enumerate(self.spec.experiences)}
         self.prototypes: dict[int, torch.Tensor] = {}
         self.feature_scale: torch.Tensor | None = None
         self.routing_hits: dict[int, tuple[int, int]] = {}
@@ -96,7 +101,7 @@ class Unicon(AvalancheStrategy):
     def build_model(self) -> PeftNet:
         net = PeftNet(fuse_text=self.p.fuse_text)
         first = self.spec.experiences[0]
-        net.add_route(0, first.task, first.modality)  # the foundation (stage 0), untrained yet
+        net.add_route(0, first.task, first.modality, with_ct=first.with_ct)  # the foundation (stage 0), untrained yet
         return net
 
     def kinds(self) -> dict[int, str]:
@@ -108,7 +113,7 @@ class Unicon(AvalancheStrategy):
         if i not in self.model.routes:
             self.model.add_route(
                 i, exp.task, exp.modality, peft=self.p.peft, rank=self.p.lora_rank,
-                alpha=self.p.lora_alpha, reduction=self.p.adapter_reduction,
+                alpha=self.p.lora_alpha, reduction=self.p.adapter_reduction, with_ct=exp.with_ct,
             )
         if i > 0:
             for group in self.template.optimizer.param_groups:

@@ -36,6 +36,18 @@ class ExperienceSpec(_Strict):
     site: str = "A"
     n_train: int | None = Field(None, gt=0, description="overrides data.n_train")
     n_eval: int | None = Field(None, gt=0, description="overrides data.n_eval")
+    with_ct: bool = Field(False, description="PET samples also carry the co-registered CT (2nd channel)")
+
+    @model_validator(mode="after")
+    def _check_with_ct(self) -> "ExperienceSpec":
+        if self.with_ct and self.modality != "PET":
+            raise ValueError(f"experience {self.name}: with_ct applies to PET experiences only")
+        return self
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """The input channels of this experience's samples, in order."""
+        return (self.modality, "CT") if self.with_ct else (self.modality,)
 
 
 class DataSpec(_Strict):

@@ -241,7 +241,7 @@ class AvalancheStrategy(Strategy):
     def build_model(self) -> torch.nn.Module:
         from unicon_bench.models.net import MultiTaskNet
 
-        routes = [(e.task, e.modality) for e in self.spec.experiences]
+        routes = [(e.task, e.modality, len(e.channels)) for e in self.spec.experiences]
         if not self.spec.task_identity_at_test:
             routes = routes[:1]  # one task label: the stream gives no identity
         return MultiTaskNet.for_experiences(routes)

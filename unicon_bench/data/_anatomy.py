@@ -168,7 +168,9 @@ def sample_subject(rng: np.random.Generator, n_lesions: int, p_malignant: float)
 
 def _sample_lesion(rng: np.random.Generator, subj: Subject, malignant: bool) -> Lesion:
     u, p = rng.uniform, subj.p
-    radius = u(14.0, 38.0) if malignant else u(12.0, 28.0)
+    # Size is the strongest CT sign of malignancy (Lung-RADS): masses vs small nodules, with overlap
+    # left to shape and uptake (phantom v2; v1 drew 14-38 / 12-28 mm and CT alone hardly told them apart).
+    radius = u(22.0, 40.0) if malignant else u(8.0, 20.0)
     where = "lung" if u() < 0.75 else str(rng.choice(["mediastinum", "paracardiac", "liver"],
                                                      p=[0.5, 0.2, 0.3]))
     if where != "lung":  # nodes and metastases outside the lung stay below bulky size

@@ -22,7 +22,7 @@ from scipy.ndimage import gaussian_filter, zoom
 
 from unicon_bench.data import _anatomy
 
-PHANTOM_VERSION: int = 1
+PHANTOM_VERSION: int = 2
 _REF_SHAPE = 32
 _PET_NATIVE_FACTOR = 2.0  # PET reconstructs on a grid twice as coarse as the 32^3 CT grid
 
@@ -121,7 +121,7 @@ _SMOKING_WORD = ("never smoker", "former smoker", "current smoker")
 # statistics) so that a subject's times do not depend on who else is in the cohort.
 _WEIBULL_SHAPE, _WEIBULL_SCALE = 1.2, 55.0
 _BETA = {"log_volume": 0.5, "malignant": 0.9, "age": 0.4, "smoking": 0.25}
-_LOGVOL_MU, _LOGVOL_SD = 3.6, 1.65
+_LOGVOL_MU, _LOGVOL_SD = 3.35, 1.72  # of log1p(volume ml) over the v2 lesion mix
 _CENSOR_MEAN, _FOLLOW_UP = 100.0, 120.0
 
 

@@ -4,7 +4,9 @@ Every sample is the tuple ``(image, mask, clinical, text, task_label)`` whatever
 experiences of different tasks can be concatenated (replay buffers, joint training) and collated
 together:
 
-- ``image``: float32 (1, D, H, W), CT windowed [-1000, 400] HU -> [0, 1] or PET SUV / 10
+- ``image``: float32 (C, D, H, W), CT windowed [-1000, 400] HU -> [0, 1] or PET SUV / 10; C = 1, or
+  2 for PET/CT experiences (``with_ct``: PET, then CT). A batch mixing both is zero-padded to the
+  largest C by :func:`collate_samples`; each route reads only its own channels.
 - ``mask``: float32 (1, D, H, W), lesion segmentation
 - ``clinical``: float32 (5,) = [malignant, time, event, age, smoking] (see CLINICAL_FIELDS)
 - ``text``: int64 (MAX_TOKENS,), token ids of the subject's report
@@ -66,15 +68,31 @@ def cohort_config(spec: ScenarioSpec, index: int) -> PhantomConfig:
     return PhantomConfig(n=n_train + n_eval, shape=tuple(spec.data.shape), site=exp.site, seed=seed)
 
 
-def _tensors(cohort: PhantomCohort, modality: str) -> tuple[torch.Tensor, ...]:
-    raw = cohort.ct if modality == "CT" else cohort.pet
-    image = torch.from_numpy(preprocess(raw, modality)).unsqueeze(1)
+def _tensors(cohort: PhantomCohort, channels: tuple[str, ...]) -> tuple[torch.Tensor, ...]:
+    """Image (N, len(channels), D, H, W), mask, clinical and text tensors of a cohort."""
+    raw = {"CT": cohort.ct, "PET": cohort.pet}
+    image = torch.from_numpy(np.stack([preprocess(raw[m], m) for m in channels], axis=1))
     mask = torch.from_numpy(cohort.mask.astype(np.float32)).unsqueeze(1)
     clinical = torch.from_numpy(
         np.stack([getattr(cohort, f).astype(np.float32) for f in CLINICAL_FIELDS], axis=1)
     )
     text = torch.from_numpy(tokenize_batch(list(cohort.reports)))
     return image, mask, clinical, text
+
+
+def collate_samples(batch: list) -> list:
+    """Default collation, after zero-padding images to the batch's largest channel count."""
+    from torch.utils.data import default_collate
+
+    width = max(sample[0].shape[0] for sample in batch)
+    if any(sample[0].shape[0] != width for sample in batch):
+        padded = []
+        for sample in batch:
+            image = sample[0]
+            extra = image.new_zeros((width - image.shape[0], *image.shape[1:]))
+            padded.append((torch.cat([image, extra]), *sample[1:]))
+        batch = padded
+    return default_collate(batch)
 
 
 def _avalanche_dataset(tensors: tuple[torch.Tensor, ...], task_label: int):
@@ -89,6 +107,7 @@ def _avalanche_dataset(tensors: tuple[torch.Tensor, ...], task_label: int):
             TaskLabels([task_label] * n),
             DataAttribute(tensors[2][:, 0].long().tolist(), "targets"),
         ],
+        collate_fn=collate_samples,
     )
 
 
@@ -103,7 +122,7 @@ def build_stream(spec: ScenarioSpec, cache_dir: str | Path | None = None) -> Str
         if len(cohort) != n_train + n_eval:
             raise ConfigError(f"experience {exp.name}: expected {n_train + n_eval} subjects, got {len(cohort)}")
         t = i if spec.task_identity_at_test else 0
-        tensors = _tensors(cohort, exp.modality)
+        tensors = _tensors(cohort, exp.channels)
         train.append(_avalanche_dataset(tuple(x[:n_train] for x in tensors), t))
         evals.append(_avalanche_dataset(tuple(x[n_train:] for x in tensors), t))
         labels.append(t)

@@ -23,6 +23,7 @@ class Route:
     modality: str  # CT | PET
     head: str  # key into ``MultiTaskNet.heads``
     stem: str  # key into ``MultiTaskNet.stems``
+    in_channels: int = 1  # 2 for PET samples that carry the co-registered CT
 
 
 def make_head(kind: str, channels: tuple[int, ...]) -> nn.Module:
@@ -49,32 +50,37 @@ class MultiTaskNet(nn.Module):
         self.heads = nn.ModuleDict()
         for route in self.routes.values():
             if route.stem not in self.stems:
-                self.stems[route.stem] = stem(1, self.channels[0])
+                self.stems[route.stem] = stem(route.in_channels, self.channels[0])
             if route.head not in self.heads:
                 self.heads[route.head] = make_head(route.kind, self.channels)
 
     @classmethod
     def for_experiences(
         cls,
-        experiences: list[tuple[str, str]],
+        experiences: list[tuple],
         channels: tuple[int, ...] = CHANNELS,
         head_per: str = "kind",
         stem_per_modality: bool = False,
     ) -> "MultiTaskNet":
-        """Build routes from ``[(task_kind, modality), ...]`` indexed by task label.
+        """Build routes from ``[(task_kind, modality[, in_channels]), ...]`` indexed by task label.
 
         ``head_per="kind"`` shares one head between experiences of the same task kind (the
-        classic fine-tuning set-up); ``"experience"`` gives each experience its own head.
+        classic fine-tuning set-up); ``"experience"`` gives each experience its own head. Inputs
+        with a different channel count (PET + CT) always get a stem of their own.
         """
         routes = {}
-        for t, (kind, modality) in enumerate(experiences):
+        for t, (kind, modality, *rest) in enumerate(experiences):
+            in_channels = int(rest[0]) if rest else 1
             head = kind if head_per == "kind" else f"{kind}_{t}"
-            routes[t] = Route(kind, modality, head, modality if stem_per_modality else "shared")
+            stem_key = modality if stem_per_modality else "shared"
+            if in_channels != 1:
+                stem_key = f"{stem_key}x{in_channels}"
+            routes[t] = Route(kind, modality, head, stem_key, in_channels)
         return cls(routes, channels)
 
     def features(self, x: torch.Tensor, task_label: int) -> list[torch.Tensor]:
         route = self.routes[int(task_label)]
-        return self.encoder(self.stems[route.stem](x))
+        return self.encoder(self.stems[route.stem](x[:, : route.in_channels]))
 
     def forward(self, x: torch.Tensor, task_label: int = 0, text: torch.Tensor | None = None) -> torch.Tensor:
         """Output of the head of ``task_label``'s route; ``text`` is unused (image-only model)."""

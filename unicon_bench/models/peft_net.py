@@ -21,7 +21,7 @@ from torch import nn
 from unicon_bench.models import lora as L
 from unicon_bench.models.net import make_head
 from unicon_bench.models.text import TextEncoder, mlp_adapter
-from unicon_bench.models.unet import CHANNELS, Encoder3D, SegDecoder, stem
+from unicon_bench.models.unet import CHANNELS, Encoder3D, SegDecoder, global_pool, stem
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class PeftRoute:
     stem: str
     head: str
     peft: str | None  # name of the LoRA/adapter set, None = the stage-0 weights alone
+    ct_stem: str | None = None  # PET + CT samples: the frozen CT stem also reads the CT channel
 
 
 class FusionPrognosisHead(nn.Module):
@@ -38,7 +39,7 @@ class FusionPrognosisHead(nn.Module):
 
     def __init__(self, in_channels: int = CHANNELS[-1], dim: int = 32):
         super().__init__()
-        self.image_adapter = mlp_adapter(in_channels, dim)
+        self.image_adapter = mlp_adapter(2 * in_channels, dim)
         self.text = TextEncoder(out_dim=dim)
         self.text_adapter = mlp_adapter(dim, dim)
         self.fusion = nn.Sequential(nn.Linear(2 * dim, dim), nn.GELU(), nn.Dropout(0.1), nn.Linear(dim, 1))
@@ -46,7 +47,7 @@ class FusionPrognosisHead(nn.Module):
     def forward(self, feats: list[torch.Tensor], text: torch.Tensor | None) -> torch.Tensor:
         if text is None:
             raise ValueError("the fused prognosis head needs the report text tokens")
-        img = self.image_adapter(feats[-1].mean(dim=(2, 3, 4)))
+        img = self.image_adapter(global_pool(feats[-1]))
         txt = self.text_adapter(self.text(text))
         return self.fusion(torch.cat([img, txt], dim=1)).squeeze(1)
 
@@ -73,18 +74,27 @@ class PeftNet(nn.Module):
         self.stems = nn.ModuleDict()
         self.heads = nn.ModuleDict()
         self.level_adapters = nn.ModuleDict()
+        self.stem_gates = nn.ParameterDict()
         self.routes: dict[int, PeftRoute] = {}
 
     # -- growing --------------------------------------------------------------------------------
     def add_route(self, index: int, kind: str, modality: str, peft: str = "lora", rank: int = 4,
-                  alpha: float = 8.0, reduction: int = 4) -> PeftRoute:
-        """Add the modules of experience ``index``; the first route is the foundation (stage 0)."""
+                  alpha: float = 8.0, reduction: int = 4, with_ct: bool = False) -> PeftRoute:
+        """Add the modules of experience ``index``; the first route is the foundation (stage 0).
+
+        ``with_ct``: the samples are (modality, CT) channel pairs. When a CT stem exists (PEMMA), the
+        frozen CT stem reads the CT channel and a new stem reads the other one, added through a
+        per-channel gate that starts at zero: the route starts as the CT model on the CT channel.
+        """
         stage0 = not self.routes
         if not stage0:
             self.freeze()
-        stem_key = modality
+        ct_stem = "CT" if with_ct and "CT" in self.stems else None
+        stem_key = modality if not with_ct else f"{modality}+CT" if ct_stem else f"{modality}x2"
         if stem_key not in self.stems:
-            self.stems[stem_key] = stem(1, self.channels[0])
+            self.stems[stem_key] = stem(2 if with_ct and not ct_stem else 1, self.channels[0])
+            if ct_stem:
+                self.stem_gates[stem_key] = nn.Parameter(torch.zeros(1, self.channels[0], 1, 1, 1))
         head_key = next((r.head for r in self.routes.values() if r.kind == kind), None)
         if head_key is None:
             head_key = f"{kind}_{index}"
@@ -102,7 +112,7 @@ class PeftNet(nn.Module):
                 self.level_adapters[peft_name] = LevelAdapters(self.channels, reduction)
             else:
                 raise ValueError(f"unknown PEFT kind {peft!r} (lora or adapter)")
-        route = PeftRoute(kind, modality, stem_key, head_key, peft_name)
+        route = PeftRoute(kind, modality, stem_key, head_key, peft_name, ct_stem)
         self.routes[index] = route
         device = next(self.encoder.parameters()).device
         self.to(device)
@@ -124,16 +134,28 @@ class PeftNet(nn.Module):
     def features(self, x: torch.Tensor, index: int) -> list[torch.Tensor]:
         route = self.routes[int(index)]
         L.set_active(self, route.peft)
-        feats = self.encoder(self.stems[route.stem](x))
+        feats = self.encoder(self.stem_features(x, route))
         if route.peft in self.level_adapters:
             feats = self.level_adapters[route.peft](feats)
         return feats
 
+    def stem_features(self, x: torch.Tensor, route: PeftRoute) -> torch.Tensor:
+        """The route's stem on its own channels (a mixed batch may be zero-padded beyond them)."""
+        if route.ct_stem is None:
+            return self.stems[route.stem](x[:, : self.stems[route.stem].in_channels])
+        own = self.stems[route.stem](x[:, :1])
+        return self.stems[route.ct_stem](x[:, 1:2]) + self.stem_gates[route.stem] * own
+
+    def _foundation_stem(self, x: torch.Tensor, channels: tuple[str, ...] | None = None) -> torch.Tensor:
+        """The stage-0 stem on the channel of the foundation's modality (``channels`` names x's)."""
+        first = self.routes[min(self.routes)]
+        c = channels.index(first.modality) if channels and first.modality in channels else 0
+        return self.stems[first.stem](x[:, c : c + 1])
+
     def foundation_features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled stage-0 features (first route's stem, no PEFT): mean and std of every level."""
-        first = self.routes[min(self.routes)]
         L.set_active(self, None)
-        feats = self.encoder(self.stems[first.stem](x))
+        feats = self.encoder(self._foundation_stem(x))
         return torch.cat([torch.cat([f.mean(dim=(2, 3, 4)), f.std(dim=(2, 3, 4))], dim=1) for f in feats], dim=1)
 
     def forward(self, x: torch.Tensor, index: int = 0, text: torch.Tensor | None = None) -> torch.Tensor:
@@ -149,12 +171,12 @@ class PeftNet(nn.Module):
     def _provisional_forward(self, x: torch.Tensor, index: int, text: torch.Tensor | None) -> torch.Tensor:
         """An experience without a route yet: foundation features into an untrained head.
 
-        ``self.provisional`` (set by the strategy, not a submodule) maps the index to that head.
+        ``self.provisional`` (set by the strategy, not a submodule) maps the index to that head, and
+        ``self.input_channels`` the index to its samples' channel names.
         """
         head = getattr(self, "provisional", {}).get(index)
         if head is None or not self.routes:
             raise KeyError(f"no route for experience {index}")
-        first = self.routes[min(self.routes)]
         L.set_active(self, None)
-        feats = self.encoder(self.stems[first.stem](x))
+        feats = self.encoder(self._foundation_stem(x, getattr(self, "input_channels", {}).get(index)))
         return head(feats, text) if isinstance(head, FusionPrognosisHead) else head(feats)

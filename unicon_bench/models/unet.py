@@ -98,8 +98,18 @@ class SegDecoder(nn.Module):
         return h
 
 
+def global_pool(h: torch.Tensor) -> torch.Tensor:
+    """Mean and max over space, concatenated: (N, C, D, H, W) -> (N, 2C).
+
+    The mean sees diffuse evidence (burden), the max a single small lesion that the mean dilutes
+    in a whole-chest volume (multiple-instance pooling); with the mean alone a head trained from
+    scratch on tens of subjects memorised them instead of finding the lesions.
+    """
+    return torch.cat([h.mean(dim=(2, 3, 4)), h.amax(dim=(2, 3, 4))], dim=1)
+
+
 class GlobalHead(nn.Module):
-    """Semantic head on the deepest features: global average pool then a small MLP to one output.
+    """Semantic head on the deepest features: :func:`global_pool` then a small MLP to one output.
 
     A logit for classification, a log-hazard (risk) for prognosis.
     """
@@ -107,11 +117,11 @@ class GlobalHead(nn.Module):
     def __init__(self, in_channels: int = CHANNELS[-1], hidden: int = 64, dropout: float = 0.1):
         super().__init__()
         self.mlp = nn.Sequential(
-            nn.Linear(in_channels, hidden),
+            nn.Linear(2 * in_channels, hidden),
             nn.PReLU(),
             nn.Dropout(dropout),
             nn.Linear(hidden, 1),
         )
 
     def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
-        return self.mlp(feats[-1].mean(dim=(2, 3, 4))).squeeze(1)
+        return self.mlp(global_pool(feats[-1])).squeeze(1)
