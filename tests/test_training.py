@@ -37,10 +37,10 @@ def test_mixed_channel_batches_are_zero_padded_and_each_route_reads_its_own():
     from unicon_bench.data.streams import collate_samples
     from unicon_bench.models.net import MultiTaskNet
 
-    ct = (torch.rand(1, 8, 8, 8), torch.zeros(1, 8, 8, 8), torch.zeros(5), torch.zeros(4, dtype=torch.long), 0)
-    petct = (torch.rand(2, 8, 8, 8), torch.zeros(1, 8, 8, 8), torch.zeros(5), torch.zeros(4, dtype=torch.long), 1)
+    ct = (torch.rand(1, 16, 16, 16), torch.zeros(1, 16, 16, 16), torch.zeros(5), torch.zeros(4, dtype=torch.long), 0)
+    petct = (torch.rand(2, 16, 16, 16), torch.zeros(1, 16, 16, 16), torch.zeros(5), torch.zeros(4, dtype=torch.long), 1)
     x, *_ = collate_samples([ct, petct])
-    assert x.shape == (2, 2, 8, 8, 8)
+    assert x.shape == (2, 2, 16, 16, 16)
     assert torch.equal(x[0, :1], ct[0]) and torch.count_nonzero(x[0, 1]) == 0
     assert torch.equal(x[1], petct[0])
     net = MultiTaskNet.for_experiences([("segmentation", "CT", 1), ("segmentation", "PET", 2)]).eval()
