@@ -44,6 +44,11 @@ class BaseParams:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
 
 
+def autocast(device: torch.device):
+    """Mixed precision where it pays: bfloat16 autocast on CUDA (no loss scaling needed), none on CPU."""
+    return torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
 class TaskLoss:
     """Per-kind losses from MONAI / torch / torchsurv."""
 
@@ -82,7 +87,8 @@ class TaskTemplate(SupervisedTemplate):
         super().make_optimizer(**kwargs)
 
     def forward(self):
-        return self.grouped_forward(self.model, self.mb_x, self.train_routes(), self.mbatch[3])
+        with autocast(torch.device(self.device)):
+            return self.grouped_forward(self.model, self.mb_x, self.train_routes(), self.mbatch[3])
 
     def train_routes(self) -> torch.Tensor:
         """Route of each training sample: its task label (strategies may route differently)."""
@@ -109,7 +115,7 @@ class TaskTemplate(SupervisedTemplate):
         total = len(mask)
         loss = 0.0
         for idx, t, out in groups:
-            loss = loss + self.task_loss(self.kinds[t], out, mask[idx], clinical[idx]) * (len(idx) / total)
+            loss = loss + self.task_loss(self.kinds[t], out.float(), mask[idx], clinical[idx]) * (len(idx) / total)
         return loss
 
 
@@ -187,7 +193,8 @@ class Strategy:
         outs = []
         for batch in loader:
             x, text, t = batch[0].to(self.device), batch[3].to(self.device), batch[-1].to(self.device)
-            groups = TaskTemplate.grouped_forward(model, x, self.eval_routes(x, t), text)
+            with autocast(self.device):
+                groups = TaskTemplate.grouped_forward(model, x, self.eval_routes(x, t), text)
             out = torch.empty((len(x), *groups[0][2].shape[1:]))
             for idx, _, part in groups:  # an experience has one task, but keep sample order anyway
                 out[idx.cpu()] = part.float().cpu()
