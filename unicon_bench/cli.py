@@ -26,6 +26,15 @@ app = typer.Typer(
 )
 
 
+def _add_data_commands() -> None:
+    from unicon_bench.cli_data import app as data_app
+
+    app.add_typer(data_app, name="data")
+
+
+_add_data_commands()
+
+
 class Device(str, Enum):
     cpu = "cpu"
     cuda = "cuda"

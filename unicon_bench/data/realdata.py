@@ -1,0 +1,224 @@
+"""Real CT/PET studies from a manifest as Avalanche experiences (scenario ``data.source: manifest``).
+
+Per study, a MONAI chain: read (NIfTI/DICOM, PET to SUV) -> ``Orientationd`` (RAS) -> ``Spacingd``
+(target mm; masks nearest-neighbour) -> ``ScaleIntensityRanged`` (CT window to [0, 1], SUV / max) ->
+a crop of ``shape`` centred on the body or the lesion -> ``ResizeWithPadOrCropd``. Its output is
+cached on disk by MONAI's ``PersistentDataset``: one folder per transform configuration (a hash of
+the preprocessing settings), one file per study (a hash of its paths and their size and mtime), so
+a second epoch and a second run read the cache. With ``patch`` set, segmentation experiences train
+on ``RandCropByPosNegLabeld`` patches and are evaluated with ``sliding_window_inference``.
+
+Samples are the tuples of :mod:`unicon_bench.data.streams`. Clinical values a row does not have
+are NaN (the task losses only read the columns of their own task, and a task's rows must have its
+target); the Avalanche ``targets`` attribute is ``class_label`` with NaN read as 0. Rows without a
+``report`` get an empty text (all padding).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from unicon_bench.data.manifest import Manifest, ManifestError, Row, read_manifest, select_rows
+from unicon_bench.data.volumes import StudyError, load_study
+from unicon_bench.scenario import ManifestDataSpec, ScenarioSpec
+
+CACHE_VERSION = 1
+_BODY_HU, _BODY_SUV = -500.0, 0.3  # voxels above these belong to the body (crop: body)
+_RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))  # axis codes name the direction each axis points to
+
+
+def config_key(data: ManifestDataSpec, modality: str) -> str:
+    """Hash of every setting that changes a preprocessed volume (the cache folder's name)."""
+    fields = ("shape", "spacing", "orientation", "crop", "ct_window", "pet_max_suv", "nifti_pet_units", "foreground_labels")
+    blob = {"version": CACHE_VERSION, "modality": modality, **{f: getattr(data, f) for f in fields}}
+    return hashlib.sha256(json.dumps(blob, sort_keys=True, default=list).encode()).hexdigest()[:16]
+
+
+def _stamp(path: Path) -> list:
+    files = sorted(path.iterdir()) if path.is_dir() else [path]
+    return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files if p.is_file()]
+
+
+def study_key(item: dict) -> bytes:
+    """Cache key of one study: its files (path, size, mtime) and what the row says about reading them."""
+    row: Row = item["row"]
+    blob = {
+        "image": str(row.image.resolve()), "label": str(row.label.resolve()) if row.label else None,
+        "modality": row.modality, "stamp": item["stamp"],
+        "extra": {k: row.extra.get(k, "") for k in ("resample_label", "patient_weight_kg", "injected_dose_bq",
+                                                    "half_life_s", "uptake_time_s")},
+    }
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest().encode()
+
+
+class _LoadStudyd:
+    """Read one row's image and mask (first step of the chain)."""
+
+    def __init__(self, nifti_pet_units: str, foreground: list[int] | None):
+        self.nifti_pet_units, self.foreground = nifti_pet_units, foreground
+
+    def __call__(self, item: dict) -> dict:
+        return {**load_study(item["row"], self.nifti_pet_units, self.foreground), "row": item["row"]}
+
+
+class _CropAroundd:
+    """Crop ``size`` around the centre of the lesion or body bounding box (pad later if smaller)."""
+
+    def __init__(self, mode: str, size: tuple[int, int, int], body_threshold: float):
+        self.mode, self.size, self.body_threshold = mode, size, body_threshold
+
+    def __call__(self, d: dict) -> dict:
+        from monai.transforms import SpatialCrop
+        from monai.transforms.utils import generate_spatial_bounding_box
+
+        source = d["label"]
+        if self.mode == "body" or not bool(source.any()):
+            source = d["image"] > self.body_threshold
+        if not bool(source.any()):
+            return d
+        start, end = generate_spatial_bounding_box(source)
+        crop = SpatialCrop(roi_center=[(s + e) // 2 for s, e in zip(start, end)], roi_size=self.size)
+        return {**d, "image": crop(d["image"]), "label": crop(d["label"])}
+
+
+def preprocessing(data: ManifestDataSpec, modality: str):
+    """The deterministic MONAI chain of one modality (its output is what the cache holds)."""
+    from monai.transforms import (
+        Compose, EnsureTyped, Orientationd, ResizeWithPadOrCropd, ScaleIntensityRanged, Spacingd,
+    )
+
+    keys = ("image", "label")
+    lo, hi = data.ct_window if modality == "CT" else (0.0, data.pet_max_suv)
+    steps = [_LoadStudyd(data.nifti_pet_units, data.foreground_labels),
+             Orientationd(keys, axcodes=data.orientation, labels=_RAS_LABELS)]
+    if data.spacing is not None:
+        steps.append(Spacingd(keys, pixdim=data.spacing, mode=("bilinear", "nearest")))
+    steps.append(ScaleIntensityRanged("image", a_min=lo, a_max=hi, b_min=0.0, b_max=1.0, clip=modality == "CT"))
+    if data.crop != "none":
+        body = (_BODY_HU - lo) / (hi - lo) if modality == "CT" else _BODY_SUV / hi
+        steps.append(_CropAroundd(data.crop, tuple(data.shape), body))
+    steps.append(ResizeWithPadOrCropd(keys, spatial_size=tuple(data.shape)))
+    return Compose(steps)
+
+
+def _without_meta(d: dict) -> dict:
+    from monai.utils import convert_to_tensor
+
+    return {k: convert_to_tensor(d[k], dtype=torch.float32, track_meta=False) for k in ("image", "label")}
+
+
+def study_dataset(rows: list[Row], data: ManifestDataSpec, modality: str, cache_root: Path | None):
+    """MONAI dataset of preprocessed ``{"image", "label"}`` dicts; persistent on disk when ``cache_root``."""
+    from monai.data import Dataset, PersistentDataset
+    from monai.transforms import Compose, Lambda
+
+    chain = Compose([preprocessing(data, modality), Lambda(_without_meta)])
+    items = [{"row": r, "stamp": _stamp(r.image) + (_stamp(r.label) if r.label else [])} for r in rows]
+    if cache_root is None:
+        return Dataset(items, transform=chain)
+    folder = cache_root / config_key(data, modality)
+    return PersistentDataset(items, transform=chain, cache_dir=folder, hash_func=study_key)
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    seen = exc
+    while seen.__cause__ is not None or seen.__context__ is not None:
+        if isinstance(seen, StudyError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return seen
+
+
+def prepare(dataset, rows: list[Row], manifest: Path, progress=None) -> None:
+    """Preprocess (and cache) every study once, so a bad file stops the run before any training,
+    with one error naming the manifest, the row and the file."""
+    for i, row in enumerate(rows):
+        try:
+            dataset[i]
+        except Exception as exc:  # noqa: BLE001 - any failure of a study becomes one clear error
+            cause = _root_cause(exc)
+            detail = str(cause) if isinstance(cause, StudyError) else f"{row.image}: {type(cause).__name__}: {cause}"
+            raise ManifestError(f"manifest {manifest}, {row.where()}: {detail}".replace("\n", " ")) from None
+        if progress is not None:
+            progress()
+
+
+class StudySamples(torch.utils.data.Dataset):
+    """``(image, mask, clinical, text)`` of each row, optionally as a random patch."""
+
+    def __init__(self, studies, rows: list[Row], patch_sampler=None):
+        from unicon_bench.data.text import tokenize
+
+        self.studies, self.patch_sampler = studies, patch_sampler
+        self.clinical = torch.tensor([clinical(r) for r in rows], dtype=torch.float32).reshape(len(rows), 5)
+        self.text = torch.from_numpy(np.stack([tokenize(r.extra.get("report", "")) for r in rows]))
+
+    def __len__(self) -> int:
+        return len(self.clinical)
+
+    def __getitem__(self, i: int):
+        d = self.studies[i]
+        if self.patch_sampler is not None:
+            d = self.patch_sampler(d)[0]
+        return d["image"], d["label"], self.clinical[i], self.text[i]
+
+
+def clinical(row: Row) -> list[float]:
+    """``[malignant, time, event, age, smoking]`` of a row; NaN where the manifest has no value."""
+    return [row.class_label, row.survival_time, row.event, row.number_of("age"), row.number_of("smoking")]
+
+
+def _patch_sampler(data: ManifestDataSpec):
+    from monai.transforms import RandCropByPosNegLabeld
+
+    pos, neg = data.pos_neg
+    crop = RandCropByPosNegLabeld(("image", "label"), label_key="label", spatial_size=tuple(data.patch),
+                                  pos=pos, neg=neg, num_samples=1)
+    crop.set_random_state(seed=int(np.random.randint(2**31 - 1)))  # follows the run's seed
+    return crop
+
+
+class SlidingWindowModel:
+    """Calls ``model(x, task_label, text)``, through MONAI's sliding window for segmentation routes."""
+
+    def __init__(self, model, roi: tuple[int, int, int], overlap: float, kinds: dict[int, str]):
+        self.model, self.roi, self.overlap, self.kinds = model, roi, overlap, kinds
+
+    def __call__(self, x, task_label: int = 0, text=None):
+        from monai.inferers import sliding_window_inference
+
+        if self.kinds.get(int(task_label)) != "segmentation":
+            return self.model(x, task_label, text)
+        return sliding_window_inference(x, self.roi, sw_batch_size=4, overlap=self.overlap,
+                                        predictor=lambda patch: self.model(patch, task_label, text))
+
+
+def experience_datasets(spec: ScenarioSpec, manifest: Manifest, cache_root: Path | None, progress=None):
+    """``[(train_samples, eval_samples)]`` per experience, every study preprocessed once up front."""
+    data: ManifestDataSpec = spec.data
+    out = []
+    for i, exp in enumerate(spec.experiences):
+        n_train, n_eval = spec.sizes(i)
+        pair = []
+        for split, limit in (("train", n_train), ("eval", n_eval)):
+            rows = select_rows(manifest, exp, split, limit)
+            studies = study_dataset(rows, data, exp.modality, cache_root)
+            prepare(studies, rows, manifest.path, progress)
+            sampler = _patch_sampler(data) if split == "train" and data.patch and exp.task == "segmentation" else None
+            pair.append(StudySamples(studies, rows, sampler))
+        out.append(tuple(pair))
+    return out
+
+
+def load_manifest(spec: ScenarioSpec) -> Manifest:
+    return read_manifest(spec.data.manifest)
+
+
+def targets_of(samples: StudySamples) -> list[int]:
+    return [0 if math.isnan(v) else int(v) for v in samples.clinical[:, 0].tolist()]
