@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from monai.transforms import Transform
 
 from unicon_bench.data.manifest import Manifest, ManifestError, Row, read_manifest, select_rows
 from unicon_bench.data.volumes import StudyError, load_study
@@ -57,7 +58,7 @@ def study_key(item: dict) -> bytes:
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest().encode()
 
 
-class _LoadStudyd:
+class _LoadStudyd(Transform):
     """Read one row's image and mask (first step of the chain)."""
 
     def __init__(self, nifti_pet_units: str, foreground: list[int] | None):
@@ -67,7 +68,7 @@ class _LoadStudyd:
         return {**load_study(item["row"], self.nifti_pet_units, self.foreground), "row": item["row"]}
 
 
-class _CropAroundd:
+class _CropAroundd(Transform):
     """Crop ``size`` around the centre of the lesion or body bounding box (pad later if smaller)."""
 
     def __init__(self, mode: str, size: tuple[int, int, int], body_threshold: float):
@@ -87,10 +88,11 @@ class _CropAroundd:
         return {**d, "image": crop(d["image"]), "label": crop(d["label"])}
 
 
-def preprocessing(data: ManifestDataSpec, modality: str):
-    """The deterministic MONAI chain of one modality (its output is what the cache holds)."""
+def preprocessing(data: ManifestDataSpec, modality: str, keep_meta: bool = True):
+    """The deterministic MONAI chain of one modality (its output is what the cache holds); without
+    ``keep_meta`` it ends in plain tensors (what the cache stores and the network gets)."""
     from monai.transforms import (
-        Compose, EnsureTyped, Orientationd, ResizeWithPadOrCropd, ScaleIntensityRanged, Spacingd,
+        Compose, Lambda, Orientationd, ResizeWithPadOrCropd, ScaleIntensityRanged, Spacingd,
     )
 
     keys = ("image", "label")
@@ -104,6 +106,8 @@ def preprocessing(data: ManifestDataSpec, modality: str):
         body = (_BODY_HU - lo) / (hi - lo) if modality == "CT" else _BODY_SUV / hi
         steps.append(_CropAroundd(data.crop, tuple(data.shape), body))
     steps.append(ResizeWithPadOrCropd(keys, spatial_size=tuple(data.shape)))
+    if not keep_meta:
+        steps.append(Lambda(_without_meta))
     return Compose(steps)
 
 
@@ -116,14 +120,13 @@ def _without_meta(d: dict) -> dict:
 def study_dataset(rows: list[Row], data: ManifestDataSpec, modality: str, cache_root: Path | None):
     """MONAI dataset of preprocessed ``{"image", "label"}`` dicts; persistent on disk when ``cache_root``."""
     from monai.data import Dataset, PersistentDataset
-    from monai.transforms import Compose, Lambda
 
-    chain = Compose([preprocessing(data, modality), Lambda(_without_meta)])
+    chain = preprocessing(data, modality, keep_meta=False)
     items = [{"row": r, "stamp": _stamp(r.image) + (_stamp(r.label) if r.label else [])} for r in rows]
     if cache_root is None:
         return Dataset(items, transform=chain)
     folder = cache_root / config_key(data, modality)
-    return PersistentDataset(items, transform=chain, cache_dir=folder, hash_func=study_key)
+    return PersistentDataset(items, transform=chain, cache_dir=folder, hash_func=study_key, track_meta=False)
 
 
 def _root_cause(exc: BaseException) -> BaseException:
