@@ -210,3 +210,14 @@ def make_dicom_subject(root: Path, k: int, malignant: int) -> dict[str, Path]:
     ct = make_dicom_series(root / f"sub{k}" / "ct", hu, DICOM_SPACING, "CT", 1.0, -1024.0)
     pet = make_dicom_series(root / f"sub{k}" / "pet", activity, DICOM_SPACING, "PET", 2.0, 0.0, pet_tags())
     return {"ct": ct, "pet": pet}
+
+
+def make_lung_manifest(tmp_path: Path, n: int = 3) -> Path:
+    """A manifest of ``n`` MSD-like CT studies with masks; the last one in eval."""
+    from unicon_bench.data.manifest import write_manifest
+
+    task = make_msd(tmp_path / "msd", n=n)
+    rows = [{"subject_id": f"lung_{k:03d}", "modality": "CT", "image": task / "imagesTr" / f"lung_{k:03d}.nii.gz",
+             "label": task / "labelsTr" / f"lung_{k:03d}.nii.gz", "split": "eval" if k == n - 1 else "train"}
+            for k in range(n)]
+    return write_manifest(rows, tmp_path / "manifest.csv")

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from monai.inferers import sliding_window_inference
 from monai.transforms import Transform
 
 from unicon_bench.data.manifest import Manifest, ManifestError, Row, read_manifest, select_rows
@@ -194,8 +195,6 @@ class SlidingWindowModel:
         self.model, self.roi, self.overlap, self.kinds = model, roi, overlap, kinds
 
     def __call__(self, x, task_label: int = 0, text=None):
-        from monai.inferers import sliding_window_inference
-
         if self.kinds.get(int(task_label)) != "segmentation":
             return self.model(x, task_label, text)
         return sliding_window_inference(x, self.roi, sw_batch_size=4, overlap=self.overlap,
