@@ -70,7 +70,7 @@ def test_mask_on_another_grid_is_resampled_onto_the_image(tmp_path):
     image = save_nifti(tmp_path / "pt.nii.gz", pet, coarse)
     spec = data_spec(shape=(16, 16, 16), crop="lesion")
     bad = Row(1, "p", "PET", image, "train", label=label)
-    with pytest.raises(StudyError, match="label shape .* differs from image shape .* set resample_label=1"):
+    with pytest.raises(StudyError, match="label shape .* differs from image shape .* needs resample_label=1"):
         load_study(bad)
     row = Row(1, "p", "PET", image, "train", label=label, extra={"resample_label": "1"})
     out = realdata.preprocessing(spec, "PET")({"row": row})

@@ -103,7 +103,8 @@ def load_study(row: Row, nifti_pet_units: str = "suv", foreground: list[int] | N
     _finite(label, row.label)
     problem = geometry_problem(image, label)
     if problem and not wants_resample(row):
-        raise StudyError(row.label, f"{problem} ({row.image.name}); set resample_label=1 in the row to resample it")
+        raise StudyError(row.label, f"{problem} of {row.image} (a mask on another grid of the same patient "
+                                    "needs resample_label=1 in the row)")
     if problem:
         from monai.transforms import ResampleToMatch
 
