@@ -9,6 +9,7 @@ files). Built-in names take precedence over plugin names.
 
 from __future__ import annotations
 
+import os
 from importlib import resources
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -174,7 +175,7 @@ def load_scenario_file(path: str | Path) -> ScenarioSpec:
     raw = read_yaml_mapping(path, "scenario")
     spec = validate(ScenarioSpec, raw, f"invalid scenario {path}")
     if spec.data.source == "manifest" and not Path(spec.data.manifest).is_absolute():
-        manifest = str(Path(path).resolve().parent / spec.data.manifest)  # relative to the YAML's folder
+        manifest = os.path.normpath(Path(path).resolve().parent / spec.data.manifest)  # relative to the YAML
         spec = spec.model_copy(update={"data": spec.data.model_copy(update={"manifest": manifest})})
     return spec
 
