@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -204,18 +205,31 @@ class SlidingWindowModel:
 def experience_datasets(spec: ScenarioSpec, manifest: Manifest, cache_root: Path | None, progress=None):
     """``[(train_samples, eval_samples)]`` per experience, every study preprocessed once up front."""
     data: ManifestDataSpec = spec.data
+    selected = [[select_rows(manifest, exp, split, limit) for split, limit in zip(("train", "eval"), spec.sizes(i))]
+                for i, exp in enumerate(spec.experiences)]
     out = []
-    for i, exp in enumerate(spec.experiences):
-        n_train, n_eval = spec.sizes(i)
-        pair = []
-        for split, limit in (("train", n_train), ("eval", n_eval)):
-            rows = select_rows(manifest, exp, split, limit)
-            studies = study_dataset(rows, data, exp.modality, cache_root)
-            prepare(studies, rows, manifest.path, progress)
-            sampler = _patch_sampler(data) if split == "train" and data.patch and exp.task == "segmentation" else None
-            pair.append(StudySamples(studies, rows, sampler))
-        out.append(tuple(pair))
+    with _progress_bar(sum(len(rows) for pair in selected for rows in pair)) as advance:
+        for exp, (train_rows, eval_rows) in zip(spec.experiences, selected):
+            pair = []
+            for split, rows in (("train", train_rows), ("eval", eval_rows)):
+                studies = study_dataset(rows, data, exp.modality, cache_root)
+                prepare(studies, rows, manifest.path, progress or advance)
+                patches = split == "train" and data.patch is not None and exp.task == "segmentation"
+                pair.append(StudySamples(studies, rows, _patch_sampler(data) if patches else None))
+            out.append(tuple(pair))
     return out
+
+
+@contextmanager
+def _progress_bar(total: int):
+    """A transient rich bar on stderr while studies are read (only on a terminal)."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    console = Console(stderr=True)
+    with Progress(console=console, transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task("preprocess studies", total=total)
+        yield lambda: bar.advance(task)
 
 
 def load_manifest(spec: ScenarioSpec) -> Manifest:
