@@ -21,7 +21,7 @@ description: "CT and PET segmentation, CT prognosis, CT and PET malignancy, from
 task_identity_at_test: true
 experiences:
   - {name: ct_seg, modality: CT, task: segmentation}
-  - {name: pet_seg, modality: PET, task: segmentation}
+  - {name: pet_seg, modality: PET, task: segmentation, with_ct: true}
   - {name: ct_prog, modality: CT, task: prognosis, where: {site: [CHUM, CHUS]}}
   - {name: ct_cls, modality: CT, task: classification}
   - {name: pet_cls, modality: PET, task: classification}
@@ -98,5 +98,5 @@ def test_index_check_run(dataset, tmp_path, cli):
     assert invoke("validate", files[0]).exit_code == 0
     # every study was preprocessed once into the cache: CT and PET configs, one file per study
     cached = sorted(cache.rglob("*.pt"))
-    assert len({p.parent for p in cached}) == 2
+    assert len({p.parent for p in cached}) == 3  # CT, PET/CT and PET settings
     assert len(cached) == len({(p.parent.name, p.name) for p in cached}) > 10

@@ -43,7 +43,7 @@ def test_oblique_lps_anisotropic_volume_stays_aligned(tmp_path, crop):
     ct, mask = ct_volume(shape, aff, lesion, radius_mm=5.0)
     row = Row(1, "s", "CT", save_nifti(tmp_path / "ct.nii.gz", ct, aff), "train",
               label=save_nifti(tmp_path / "seg.nii.gz", mask, aff))
-    out = realdata.preprocessing(data_spec(shape=(16, 16, 16), crop=crop), "CT")({"row": row})
+    out = realdata.preprocessing(data_spec(shape=(16, 16, 16), crop=crop), ("CT",))({"row": row})
     image, label = out["image"][0].numpy(), out["label"][0].numpy() > 0.5
     final = np.asarray(out["label"].affine)
     assert image.shape == label.shape == (16, 16, 16)
@@ -73,17 +73,38 @@ def test_mask_on_another_grid_is_resampled_onto_the_image(tmp_path):
     with pytest.raises(StudyError, match="label shape .* differs from image shape .* needs resample_label=1"):
         load_study(bad)
     row = Row(1, "p", "PET", image, "train", label=label, extra={"resample_label": "1"})
-    out = realdata.preprocessing(spec, "PET")({"row": row})
+    out = realdata.preprocessing(spec, ("PET",))({"row": row})
     final = np.asarray(out["image"].affine)
     got, hot = out["label"][0].numpy() > 0.5, out["image"][0].numpy() > 4.0 / spec.pet_max_suv
     assert np.linalg.norm(centroid_world(got, final) - lesion) < 2.0
     assert dice(hot, got) > 0.7
 
 
+def test_pet_ct_sample_carries_the_ct_on_the_pet_grid(tmp_path):
+    """``with_ct``: the subject's CT (fine grid, LPS, oblique) is resampled onto its PET (coarse grid)."""
+    fine = affine((1.0, 1.2, 2.5), 25.0, lps=True, origin=(4.0, 2.0, -6.0))
+    coarse = fine.copy()
+    coarse[:3, :3] *= 2.0
+    lesion = centre_world((24, 20, 12), fine) + np.array([3.0, -2.0, 2.0])
+    ct, mask = ct_volume((24, 20, 12), fine, lesion, radius_mm=5.0)
+    pet, pet_mask = pet_volume((12, 10, 6), coarse, lesion, radius_mm=5.0)
+    ct_row = Row(1, "s", "CT", save_nifti(tmp_path / "ct.nii.gz", ct, fine), "train")
+    pet_row = Row(2, "s", "PET", save_nifti(tmp_path / "pt.nii.gz", pet, coarse), "train",
+                  label=save_nifti(tmp_path / "seg.nii.gz", pet_mask, coarse))
+    out = realdata.preprocessing(data_spec(shape=(16, 16, 16)), ("PET", "CT"))({"row": pet_row, "ct": ct_row})
+    final = np.asarray(out["image"].affine)
+    assert out["ct"].shape == out["image"].shape == (1, 16, 16, 16)
+    hot_pet, hot_ct = out["image"][0].numpy() > 0.5, out["ct"][0].numpy() > HOT_CT
+    assert np.linalg.norm(centroid_world(hot_ct, final) - lesion) < 1.5
+    assert np.linalg.norm(centroid_world(hot_pet, final) - lesion) < 1.5
+    plain = realdata.preprocessing(data_spec(shape=(16, 16, 16)), ("PET", "CT"), keep_meta=False)({"row": pet_row, "ct": ct_row})
+    assert plain["image"].shape == (2, 16, 16, 16) and type(plain["image"]) is torch.Tensor  # PET, then CT
+
+
 def test_dicom_series_lesion_lands_at_its_patient_position(tmp_path):
     paths = make_dicom_subject(tmp_path, 0, malignant=1)  # lesion: voxels x 4-7, y 3-6, z 2-5
     row = Row(1, "d", "PET", paths["pet"], "train")
-    out = realdata.preprocessing(data_spec(shape=(16, 16, 16)), "PET")({"row": row})
+    out = realdata.preprocessing(data_spec(shape=(16, 16, 16)), ("PET",))({"row": row})
     final = np.asarray(out["image"].affine)
     hot = out["image"][0].numpy() > 5.0 / 10.0
     # DICOM LPS: x = -20 + 1.1 i, y = -15 + 0.9 j, z = 5 + 2.5 k; RAS flips x and y

@@ -29,6 +29,7 @@ from monai.transforms import Transform
 
 from unicon_bench.data.manifest import Manifest, ManifestError, Row, read_manifest, select_rows
 from unicon_bench.data.volumes import StudyError, load_study
+from unicon_bench.errors import ConfigError
 from unicon_bench.scenario import ManifestDataSpec, ScenarioSpec
 
 CACHE_VERSION = 1
@@ -36,10 +37,10 @@ _BODY_HU, _BODY_SUV = -500.0, 0.3  # voxels above these belong to the body (crop
 _RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))  # axis codes name the direction each axis points to
 
 
-def config_key(data: ManifestDataSpec, modality: str) -> str:
+def config_key(data: ManifestDataSpec, channels: tuple[str, ...]) -> str:
     """Hash of every setting that changes a preprocessed volume (the cache folder's name)."""
     fields = ("shape", "spacing", "orientation", "crop", "ct_window", "pet_max_suv", "nifti_pet_units", "foreground_labels")
-    blob = {"version": CACHE_VERSION, "modality": modality, **{f: getattr(data, f) for f in fields}}
+    blob = {"version": CACHE_VERSION, "channels": list(channels), **{f: getattr(data, f) for f in fields}}
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=list).encode()).hexdigest()[:16]
 
 
@@ -51,9 +52,10 @@ def _stamp(path: Path) -> list:
 def study_key(item: dict) -> bytes:
     """Cache key of one study: its files (path, size, mtime) and what the row says about reading them."""
     row: Row = item["row"]
+    ct: Row | None = item.get("ct")
     blob = {
         "image": str(row.image.resolve()), "label": str(row.label.resolve()) if row.label else None,
-        "modality": row.modality, "stamp": item["stamp"],
+        "ct": str(ct.image.resolve()) if ct else None, "modality": row.modality, "stamp": item["stamp"],
         "extra": {k: row.extra.get(k, "") for k in ("resample_label", "patient_weight_kg", "injected_dose_bq",
                                                     "half_life_s", "uptake_time_s")},
     }
@@ -61,20 +63,26 @@ def study_key(item: dict) -> bytes:
 
 
 class _LoadStudyd(Transform):
-    """Read one row's image and mask (first step of the chain)."""
+    """Read one row's image and mask, and for PET/CT the subject's CT on the PET grid (first step)."""
 
     def __init__(self, nifti_pet_units: str, foreground: list[int] | None):
         self.nifti_pet_units, self.foreground = nifti_pet_units, foreground
 
     def __call__(self, item: dict) -> dict:
-        return {**load_study(item["row"], self.nifti_pet_units, self.foreground), "row": item["row"]}
+        out = {**load_study(item["row"], self.nifti_pet_units, self.foreground), "row": item["row"]}
+        if item.get("ct") is not None:
+            from monai.transforms import ResampleToMatch
+
+            ct = load_study(item["ct"], self.nifti_pet_units)["image"]
+            out["ct"] = ResampleToMatch(mode="bilinear", padding_mode="border")(ct, out["image"])
+        return out
 
 
 class _CropAroundd(Transform):
     """Crop ``size`` around the centre of the lesion or body bounding box (pad later if smaller)."""
 
-    def __init__(self, mode: str, size: tuple[int, int, int], body_threshold: float):
-        self.mode, self.size, self.body_threshold = mode, size, body_threshold
+    def __init__(self, keys: tuple[str, ...], mode: str, size: tuple[int, int, int], body_threshold: float):
+        self.keys, self.mode, self.size, self.body_threshold = keys, mode, size, body_threshold
 
     def __call__(self, d: dict) -> dict:
         from monai.transforms import SpatialCrop
@@ -87,26 +95,31 @@ class _CropAroundd(Transform):
             return d
         start, end = generate_spatial_bounding_box(source)
         crop = SpatialCrop(roi_center=[(s + e) // 2 for s, e in zip(start, end)], roi_size=self.size)
-        return {**d, "image": crop(d["image"]), "label": crop(d["label"])}
+        return {**d, **{k: crop(d[k]) for k in self.keys}}
 
 
-def preprocessing(data: ManifestDataSpec, modality: str, keep_meta: bool = True):
-    """The deterministic MONAI chain of one modality (its output is what the cache holds); without
-    ``keep_meta`` it ends in plain tensors (what the cache stores and the network gets)."""
+def preprocessing(data: ManifestDataSpec, channels: tuple[str, ...], keep_meta: bool = True):
+    """The deterministic MONAI chain of an experience's ``channels`` (its modality, and CT for PET/CT
+    experiences); its output is what the cache holds. Without ``keep_meta`` it ends in plain tensors,
+    the channels stacked (what the cache stores and the network gets)."""
     from monai.transforms import (
         Compose, Lambda, Orientationd, ResizeWithPadOrCropd, ScaleIntensityRanged, Spacingd,
     )
 
-    keys = ("image", "label")
+    modality, with_ct = channels[0], len(channels) > 1
+    keys = ("image", "ct", "label") if with_ct else ("image", "label")
     lo, hi = data.ct_window if modality == "CT" else (0.0, data.pet_max_suv)
     steps = [_LoadStudyd(data.nifti_pet_units, data.foreground_labels),
              Orientationd(keys, axcodes=data.orientation, labels=_RAS_LABELS)]
     if data.spacing is not None:
-        steps.append(Spacingd(keys, pixdim=data.spacing, mode=("bilinear", "nearest")))
+        steps.append(Spacingd(keys, pixdim=data.spacing, mode=("bilinear",) * (len(keys) - 1) + ("nearest",)))
     steps.append(ScaleIntensityRanged("image", a_min=lo, a_max=hi, b_min=0.0, b_max=1.0, clip=modality == "CT"))
+    if with_ct:
+        steps.append(ScaleIntensityRanged("ct", a_min=data.ct_window[0], a_max=data.ct_window[1], b_min=0.0,
+                                          b_max=1.0, clip=True))
     if data.crop != "none":
         body = (_BODY_HU - lo) / (hi - lo) if modality == "CT" else _BODY_SUV / hi
-        steps.append(_CropAroundd(data.crop, tuple(data.shape), body))
+        steps.append(_CropAroundd(keys, data.crop, tuple(data.shape), body))
     steps.append(ResizeWithPadOrCropd(keys, spatial_size=tuple(data.shape)))
     if not keep_meta:
         steps.append(Lambda(_without_meta))
@@ -116,18 +129,26 @@ def preprocessing(data: ManifestDataSpec, modality: str, keep_meta: bool = True)
 def _without_meta(d: dict) -> dict:
     from monai.utils import convert_to_tensor
 
-    return {k: convert_to_tensor(d[k], dtype=torch.float32, track_meta=False) for k in ("image", "label")}
+    plain = {k: convert_to_tensor(d[k], dtype=torch.float32, track_meta=False) for k in ("image", "ct", "label") if k in d}
+    if "ct" in plain:  # PET/CT: PET then CT channels, as the phantom streams
+        plain["image"] = torch.cat([plain["image"], plain.pop("ct")])
+    return plain
 
 
-def study_dataset(rows: list[Row], data: ManifestDataSpec, modality: str, cache_root: Path | None):
-    """MONAI dataset of preprocessed ``{"image", "label"}`` dicts; persistent on disk when ``cache_root``."""
+def study_dataset(rows: list[Row], data: ManifestDataSpec, channels: tuple[str, ...], cache_root: Path | None,
+                  ct_rows: list[Row] | None = None):
+    """MONAI dataset of preprocessed ``{"image", "label"}`` dicts; persistent on disk when ``cache_root``.
+    ``ct_rows`` (PET/CT) are the CT rows of the same subjects, one per row."""
     from monai.data import Dataset, PersistentDataset
 
-    chain = preprocessing(data, modality, keep_meta=False)
-    items = [{"row": r, "stamp": _stamp(r.image) + (_stamp(r.label) if r.label else [])} for r in rows]
+    chain = preprocessing(data, channels, keep_meta=False)
+    items = []
+    for r, ct in zip(rows, ct_rows or [None] * len(rows)):
+        stamp = _stamp(r.image) + (_stamp(r.label) if r.label else []) + (_stamp(ct.image) if ct else [])
+        items.append({"row": r, "stamp": stamp, **({"ct": ct} if ct else {})})
     if cache_root is None:
         return Dataset(items, transform=chain)
-    folder = cache_root / config_key(data, modality)
+    folder = cache_root / config_key(data, channels)
     return PersistentDataset(items, transform=chain, cache_dir=folder, hash_func=study_key, track_meta=False)
 
 
@@ -212,12 +233,27 @@ def experience_datasets(spec: ScenarioSpec, manifest: Manifest, cache_root: Path
         for exp, (train_rows, eval_rows) in zip(spec.experiences, selected):
             pair = []
             for split, rows in (("train", train_rows), ("eval", eval_rows)):
-                studies = study_dataset(rows, data, exp.modality, cache_root)
+                ct_rows = ct_of(manifest, rows, exp.name) if exp.with_ct else None
+                studies = study_dataset(rows, data, exp.channels, cache_root, ct_rows)
                 prepare(studies, rows, manifest.path, progress or advance)
                 patches = split == "train" and data.patch is not None and exp.task == "segmentation"
                 pair.append(StudySamples(studies, rows, _patch_sampler(data) if patches else None))
             out.append(tuple(pair))
     return out
+
+
+def ct_of(manifest: Manifest, rows: list[Row], experience: str) -> list[Row]:
+    """The CT row of each row's subject (of the same split if there is one), for PET/CT experiences."""
+    cts: dict[tuple[str, str | None], Row] = {}
+    for r in manifest.rows:
+        if r.modality == "CT":
+            cts.setdefault((r.subject_id, r.split), r)
+            cts.setdefault((r.subject_id, None), r)
+    missing = [r.subject_id for r in rows if (r.subject_id, None) not in cts]
+    if missing:
+        raise ConfigError(f"experience {experience} (with_ct): no CT row in manifest {manifest.path} for subject(s) "
+                          f"{', '.join(missing[:5])}")
+    return [cts.get((r.subject_id, r.split), cts[(r.subject_id, None)]) for r in rows]
 
 
 @contextmanager
