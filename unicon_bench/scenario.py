@@ -153,6 +153,8 @@ class ScenarioSpec(_Strict):
         names = [e.name for e in self.experiences]
         if len(set(names)) != len(names):
             raise ValueError(f"experience names must be unique, got {names}")
+        if self.data.source == "phantom" and any(e.where for e in self.experiences):
+            raise ValueError("experience 'where' filters select manifest rows: they need data.source: manifest")
         if self.kind == "domain" and self.task_identity_at_test:
             raise ValueError("a domain-incremental scenario gives no task identity at test time")
         return self

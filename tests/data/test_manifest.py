@@ -118,6 +118,8 @@ def test_scenario_data_section(tmp_path):
             "experiences": [{"name": "e", "modality": "CT", "task": "segmentation"}]}
     assert isinstance(ScenarioSpec.model_validate(base).data, DataSpec)  # phantom stays the default
     assert isinstance(ScenarioSpec.model_validate({**base, "data": {"n_train": 4}}).data, DataSpec)
+    with pytest.raises(ValueError, match="need data.source: manifest"):
+        ScenarioSpec.model_validate({**base, "experiences": [{**base["experiences"][0], "where": {"site": "X"}}]})
     spec = ScenarioSpec.model_validate({**base, "data": {"source": "manifest", "manifest": "m.csv", "patch": [32, 32, 32],
                                                          "shape": [64, 64, 32]}})
     assert isinstance(spec.data, ManifestDataSpec) and spec.sizes(0) == (None, None)
