@@ -34,11 +34,6 @@ class PetUnits(str, Enum):
     bqml = "bqml"
 
 
-def _fail(exc: UniconBenchError) -> None:
-    typer.echo(f"error: {exc}", err=True)
-    raise typer.Exit(exc.exit_code)
-
-
 @app.command("index")
 def index(
     root: Path = typer.Argument(..., help="Folder of the data set as downloaded."),
@@ -49,6 +44,7 @@ def index(
     clinical: list[Path] = typer.Option([], "--clinical", help="HECKTOR clinical/endpoint CSV (repeatable; default: every CSV under ROOT)."),
 ) -> None:
     """Write a manifest CSV listing the studies of a public data set in ROOT."""
+    from unicon_bench.cli import _fail
     from unicon_bench.data.indexers import index_dataset
     from unicon_bench.data.manifest import write_manifest
 
@@ -80,6 +76,7 @@ def check(
     from rich.progress import track
     from rich.table import Table
 
+    from unicon_bench.cli import _fail
     from unicon_bench.data.manifest import BadRowsError, read_manifest
     from unicon_bench.data.volumes import inspect_row, range_text, spacing_text
 
