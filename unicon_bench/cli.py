@@ -26,6 +26,15 @@ app = typer.Typer(
 )
 
 
+def _add_data_commands() -> None:
+    from unicon_bench.cli_data import app as data_app
+
+    app.add_typer(data_app, name="data")
+
+
+_add_data_commands()
+
+
 class Device(str, Enum):
     cpu = "cpu"
     cuda = "cuda"
@@ -51,7 +60,7 @@ def run(
     device: Device = typer.Option(Device.cpu, help="Torch device; cuda trains and evaluates in bfloat16 mixed precision."),
     set_: list[str] = typer.Option([], "--set", help="Override a strategy parameter: --set key=value (repeatable)."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of strategy parameters."),
-    cache_dir: Optional[Path] = typer.Option(None, help="Phantom cache folder (default: $UNICON_BENCH_CACHE or the user cache)."),
+    cache_dir: Optional[Path] = typer.Option(None, help="Cache of phantoms and preprocessed manifest studies (default: $UNICON_BENCH_CACHE or the user cache)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """Train STRATEGY over SCENARIO, evaluate after every experience, write the result JSON."""

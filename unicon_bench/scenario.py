@@ -9,12 +9,13 @@ files). Built-in names take precedence over plugin names.
 
 from __future__ import annotations
 
+import os
 from importlib import resources
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from unicon_bench.errors import UnknownNameError
 from unicon_bench.fileio import read_yaml_mapping, validate
@@ -37,6 +38,9 @@ class ExperienceSpec(_Strict):
     n_train: int | None = Field(None, gt=0, description="overrides data.n_train")
     n_eval: int | None = Field(None, gt=0, description="overrides data.n_eval")
     with_ct: bool = Field(False, description="PET samples also carry the co-registered CT (2nd channel)")
+    where: dict[str, str | int | float | list[str | int | float]] = Field(
+        default_factory=dict, description="manifest source: keep rows whose column equals the value (or one of them)"
+    )
 
     @model_validator(mode="after")
     def _check_with_ct(self) -> "ExperienceSpec":
@@ -56,6 +60,62 @@ class DataSpec(_Strict):
     n_eval: int = Field(16, gt=0)
     shape: tuple[int, int, int] = (32, 32, 32)
     seed: int = 0
+
+    def quick(self, q: "QuickSpec") -> "DataSpec":
+        return self.model_copy(update={"n_train": q.n_train, "n_eval": q.n_eval, "shape": q.shape})
+
+
+_NET_STRIDE = 16  # the model zoo's network halves the resolution four times
+
+
+class ManifestDataSpec(_Strict):
+    """Real CT/PET studies listed in a manifest CSV (see ``unicon_bench.data.manifest``)."""
+
+    source: Literal["manifest"]
+    manifest: str = Field(description="CSV path, relative to the scenario file's folder or absolute")
+    n_train: int | None = Field(None, gt=0, description="at most this many train rows per experience (none: all)")
+    n_eval: int | None = Field(None, gt=0, description="at most this many eval rows per experience (none: all)")
+    shape: tuple[int, int, int] = Field((32, 32, 32), description="crop/pad target (voxels, after resampling)")
+    spacing: tuple[float, float, float] | None = Field(None, description="target voxel size in mm (none: keep)")
+    orientation: str = "RAS"
+    crop: Literal["body", "lesion", "none"] = "body"
+    ct_window: tuple[float, float] = (-1000.0, 400.0)
+    pet_max_suv: float = Field(10.0, gt=0)
+    nifti_pet_units: Literal["suv", "bqml"] = "suv"
+    foreground_labels: list[int] | None = Field(None, description="label values that count as lesion (none: > 0)")
+    patch: tuple[int, int, int] | None = Field(None, description="train segmentation on patches of this size")
+    pos_neg: tuple[float, float] = (1.0, 1.0)
+    sw_overlap: float = Field(0.25, ge=0, lt=1)
+    cache: bool = True
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _sizes(self) -> "ManifestDataSpec":
+        for name in ("shape", "patch"):
+            size = getattr(self, name)
+            if size is not None and any(s < _NET_STRIDE or s % _NET_STRIDE for s in size):
+                raise ValueError(f"{name} must be multiples of {_NET_STRIDE} (the network halves 4 times), got {size}")
+        if self.patch is not None and any(p > s for p, s in zip(self.patch, self.shape)):
+            raise ValueError(f"patch {self.patch} is larger than shape {self.shape}")
+        if self.ct_window[0] >= self.ct_window[1]:
+            raise ValueError(f"ct_window must be (low, high), got {self.ct_window}")
+        return self
+
+    def quick(self, q: "QuickSpec") -> "ManifestDataSpec":
+        patch = None if self.patch is None else tuple(min(p, s) for p, s in zip(self.patch, q.shape))
+        return self.model_copy(update={"n_train": q.n_train, "n_eval": q.n_eval, "shape": q.shape, "patch": patch})
+
+
+def _data_source(value: Any) -> str:
+    if isinstance(value, dict):
+        return value.get("source", "phantom")
+    return getattr(value, "source", "phantom")
+
+
+AnyDataSpec = Annotated[
+    Union[Annotated[DataSpec, Tag("phantom")], Annotated[ManifestDataSpec, Tag("manifest")]],
+    Discriminator(_data_source),
+]
 
 
 class TrainSpec(_Strict):
@@ -84,7 +144,7 @@ class ScenarioSpec(_Strict):
     task_identity_at_test: bool
     inputs: str = ""
     experiences: list[ExperienceSpec] = Field(min_length=1)
-    data: DataSpec = DataSpec()
+    data: AnyDataSpec = DataSpec()
     train: TrainSpec = TrainSpec()
     quick: QuickSpec = QuickSpec()
 
@@ -93,6 +153,8 @@ class ScenarioSpec(_Strict):
         names = [e.name for e in self.experiences]
         if len(set(names)) != len(names):
             raise ValueError(f"experience names must be unique, got {names}")
+        if self.data.source == "phantom" and any(e.where for e in self.experiences):
+            raise ValueError("experience 'where' filters select manifest rows: they need data.source: manifest")
         if self.kind == "domain" and self.task_identity_at_test:
             raise ValueError("a domain-incremental scenario gives no task identity at test time")
         return self
@@ -101,11 +163,11 @@ class ScenarioSpec(_Strict):
         """The same stream with the ``quick`` overrides applied."""
         q = self.quick
         exps = [e.model_copy(update={"n_train": None, "n_eval": None}) for e in self.experiences]
-        data = self.data.model_copy(update={"n_train": q.n_train, "n_eval": q.n_eval, "shape": q.shape})
+        data = self.data.quick(q)
         train = self.train.model_copy(update={"epochs": q.epochs})
         return self.model_copy(update={"experiences": exps, "data": data, "train": train})
 
-    def sizes(self, index: int) -> tuple[int, int]:
+    def sizes(self, index: int) -> tuple[int | None, int | None]:
         exp = self.experiences[index]
         return exp.n_train or self.data.n_train, exp.n_eval or self.data.n_eval
 
@@ -113,7 +175,11 @@ class ScenarioSpec(_Strict):
 def load_scenario_file(path: str | Path) -> ScenarioSpec:
     """Parse and validate a scenario YAML file; errors are one clear ConfigError."""
     raw = read_yaml_mapping(path, "scenario")
-    return validate(ScenarioSpec, raw, f"invalid scenario {path}")
+    spec = validate(ScenarioSpec, raw, f"invalid scenario {path}")
+    if spec.data.source == "manifest" and not Path(spec.data.manifest).is_absolute():
+        manifest = os.path.normpath(Path(path).resolve().parent / spec.data.manifest)  # relative to the YAML
+        spec = spec.model_copy(update={"data": spec.data.model_copy(update={"manifest": manifest})})
+    return spec
 
 
 def _builtin_files() -> dict[str, Path]:

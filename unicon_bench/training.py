@@ -194,7 +194,7 @@ class Strategy:
         for batch in loader:
             x, text, t = batch[0].to(self.device), batch[3].to(self.device), batch[-1].to(self.device)
             with autocast(self.device):
-                groups = TaskTemplate.grouped_forward(model, x, self.eval_routes(x, t), text)
+                groups = TaskTemplate.grouped_forward(self.stream.inferer(model), x, self.eval_routes(x, t), text)
             out = torch.empty((len(x), *groups[0][2].shape[1:]))
             for idx, _, part in groups:  # an experience has one task, but keep sample order anyway
                 out[idx.cpu()] = part.float().cpu()

@@ -11,6 +11,10 @@ together:
 - ``clinical``: float32 (5,) = [malignant, time, event, age, smoking] (see CLINICAL_FIELDS)
 - ``text``: int64 (MAX_TOKENS,), token ids of the subject's report
 - ``task_label``: the experience index where the scenario gives task identity, else 0
+
+``data.source: phantom`` generates the subjects (:mod:`unicon_bench.data.phantoms`);
+``data.source: manifest`` reads real studies (:mod:`unicon_bench.data.realdata`), whose missing
+clinical values are NaN.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ class Stream:
     spec: ScenarioSpec
     benchmark: object  # avalanche CLScenario with train_stream / test_stream
     task_labels: list[int]
+    patch: tuple[int, int, int] | None = None  # segmentation trained on patches: sliding-window eval
 
     @property
     def train_stream(self):
@@ -47,6 +52,16 @@ class Stream:
     @property
     def eval_stream(self):
         return self.benchmark.test_stream
+
+    def inferer(self, model):
+        """What evaluation calls as ``model(x, task_label, text)``: the model itself, or, when the
+        stream trains segmentation on patches, the model behind MONAI's sliding-window inference."""
+        if self.patch is None:
+            return model
+        from unicon_bench.data.realdata import SlidingWindowModel
+
+        kinds = {t: e.task for t, e in zip(self.task_labels, self.spec.experiences)}
+        return SlidingWindowModel(model, self.patch, self.spec.data.sw_overlap, kinds)
 
 
 def preprocess(images: np.ndarray, modality: str) -> np.ndarray:
@@ -96,25 +111,44 @@ def collate_samples(batch: list) -> list:
 
 
 def _avalanche_dataset(tensors: tuple[torch.Tensor, ...], task_label: int):
-    from avalanche.benchmarks.utils import AvalancheDataset
-    from avalanche.benchmarks.utils.data_attribute import DataAttribute, TaskLabels
     from torch.utils.data import TensorDataset
 
-    n = len(tensors[0])
+    return _wrap(TensorDataset(*tensors), task_label, tensors[2][:, 0].long().tolist())
+
+
+def _wrap(dataset, task_label: int, targets: list[int]):
+    from avalanche.benchmarks.utils import AvalancheDataset
+    from avalanche.benchmarks.utils.data_attribute import DataAttribute, TaskLabels
+
     return AvalancheDataset(
-        [TensorDataset(*tensors)],
-        data_attributes=[
-            TaskLabels([task_label] * n),
-            DataAttribute(tensors[2][:, 0].long().tolist(), "targets"),
-        ],
+        [dataset],
+        data_attributes=[TaskLabels([task_label] * len(dataset)), DataAttribute(targets, "targets")],
         collate_fn=collate_samples,
     )
+
+
+def _manifest_stream(spec: ScenarioSpec, cache_dir: str | Path | None) -> Stream:
+    from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
+
+    from unicon_bench.data import realdata
+    from unicon_bench.data.phantoms import default_cache_dir
+
+    manifest = realdata.load_manifest(spec)
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    pairs = realdata.experience_datasets(spec, manifest, root / "studies" if spec.data.cache else None)
+    labels = [i if spec.task_identity_at_test else 0 for i in range(len(pairs))]
+    train = [_wrap(tr, t, realdata.targets_of(tr)) for (tr, _), t in zip(pairs, labels)]
+    evals = [_wrap(ev, t, realdata.targets_of(ev)) for (_, ev), t in zip(pairs, labels)]
+    benchmark = benchmark_from_datasets(train=train, test=evals)
+    return Stream(spec=spec, benchmark=benchmark, task_labels=labels, patch=spec.data.patch)
 
 
 def build_stream(spec: ScenarioSpec, cache_dir: str | Path | None = None) -> Stream:
     """Generate (or read from cache) every experience's subjects and wrap them for Avalanche."""
     from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
 
+    if spec.data.source == "manifest":
+        return _manifest_stream(spec, cache_dir)
     train, evals, labels = [], [], []
     for i, exp in enumerate(spec.experiences):
         n_train, n_eval = spec.sizes(i)

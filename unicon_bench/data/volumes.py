@@ -1,0 +1,190 @@
+"""Reading the studies of a manifest through MONAI: NIfTI with nibabel, DICOM series with pydicom.
+
+``load_study`` is what both the training pipeline and ``unicon-bench data check`` use: it reads the
+image (PET scaled to SUV) and the mask of one manifest row and checks them (readable, finite voxels,
+mask on the image's grid). Any problem is a :class:`StudyError` naming the file.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from unicon_bench.data.manifest import Row, is_nifti
+from unicon_bench.data.suv import SUVError, dicom_headers, suv_factor, suv_factor_from_headers
+
+AFFINE_TOLERANCE_MM = 1e-2
+
+
+class StudyError(ValueError):
+    """A study file that cannot be used; the message names the file."""
+
+    def __init__(self, path: Path, message: str):
+        self.path = path
+        super().__init__(f"{path}: {message}")
+
+
+def load_volume(path: Path):
+    """The volume at ``path`` as a channel-first MONAI MetaTensor (affine in RAS world coordinates)."""
+    from monai.data import NibabelReader, PydicomReader
+    from monai.transforms import LoadImage
+
+    # MONAI logs a warning per DICOM read when the (GPU) nvImageCodec decoder is absent: not news here.
+    logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
+    reader = NibabelReader() if is_nifti(path) else PydicomReader()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            image = LoadImage(reader=reader, image_only=True, ensure_channel_first=True, dtype=np.float32)(str(path))
+    except Exception as exc:  # nibabel, pydicom and zlib raise many kinds; all mean "unreadable"
+        cause = exc
+        while cause.__cause__ is not None:
+            cause = cause.__cause__
+        raise StudyError(path, f"cannot read: {type(cause).__name__}: {str(cause).strip() or 'no details'}"[:400]) from None
+    if image.ndim != 4 or image.shape[0] != 1:
+        raise StudyError(path, f"expected one 3D volume, got array shape {tuple(image.shape)}")
+    return image
+
+
+def row_suv_factor(row: Row, nifti_pet_units: str = "suv") -> float:
+    """Multiplier that turns the row's PET voxels into SUVbw (1 for CT and SUV NIfTI)."""
+    if row.modality != "PET":
+        return 1.0
+    try:
+        if not is_nifti(row.image):
+            return suv_factor_from_headers(dicom_headers(row.image))
+        if nifti_pet_units == "suv":
+            return 1.0
+        return suv_factor(row.number_of("patient_weight_kg"), row.number_of("injected_dose_bq"),
+                          row.number_of("half_life_s"), row.number_of("uptake_time_s"))
+    except SUVError as exc:
+        raise StudyError(row.image, f"cannot compute SUV: {exc}") from None
+    except OSError as exc:
+        raise StudyError(row.image, f"cannot read DICOM headers: {exc}") from None
+
+
+def _finite(volume, path: Path) -> None:
+    bad = int((~np.isfinite(volume.numpy())).sum())
+    if bad:
+        raise StudyError(path, f"{bad} NaN/Inf voxel(s) of {volume.numel()}")
+
+
+def geometry_problem(image, label) -> str | None:
+    """Why the mask does not lie on the image's voxel grid (None when it does)."""
+    if tuple(image.shape[1:]) != tuple(label.shape[1:]):
+        return f"label shape {tuple(label.shape[1:])} differs from image shape {tuple(image.shape[1:])}"
+    diff = float(np.abs(np.asarray(image.affine) - np.asarray(label.affine)).max())
+    if diff > AFFINE_TOLERANCE_MM:
+        return f"label affine differs from the image's by up to {diff:.3g} mm"
+    return None
+
+
+def wants_resample(row: Row) -> bool:
+    return row.extra.get("resample_label", "").lower() in ("1", "true", "yes")
+
+
+def load_study(row: Row, nifti_pet_units: str = "suv", foreground: list[int] | None = None) -> dict:
+    """``{"image", "label"}`` MetaTensors of one row: image in HU or SUV, label a 0/1 lesion mask
+    (zeros when the row has none). Raises :class:`StudyError` naming the offending file."""
+    image = load_volume(row.image)
+    _finite(image, row.image)
+    factor = row_suv_factor(row, nifti_pet_units)
+    if factor != 1.0:
+        image = image * factor
+    if row.label is None:
+        label = image.clone() * 0
+        return {"image": image, "label": label}
+    label = load_volume(row.label)
+    _finite(label, row.label)
+    problem = geometry_problem(image, label)
+    if problem and not wants_resample(row):
+        raise StudyError(row.label, f"{problem} of {row.image} (a mask on another grid of the same patient "
+                                    "needs resample_label=1 in the row)")
+    if problem:
+        from monai.transforms import ResampleToMatch
+
+        label = ResampleToMatch(mode="nearest")(label, image)
+    import torch
+
+    mask = torch.isin(label, torch.tensor(foreground, dtype=label.dtype)) if foreground else label > 0
+    return {"image": image, "label": mask.float()}  # a MetaTensor still: the affine stays
+
+
+@dataclass
+class RowReport:
+    """What ``unicon-bench data check`` prints for one manifest row."""
+
+    row: Row
+    problems: list[str] = field(default_factory=list)
+    shape: tuple[int, ...] | None = None
+    spacing: tuple[float, ...] | None = None
+    geometry: str = "-"
+    value_range: tuple[float, float] | None = None
+    nonfinite: int = 0
+    lesion_voxels: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def inspect_row(row: Row, nifti_pet_units: str = "suv") -> RowReport:
+    """Open every file of ``row`` and report shape, spacing, geometry, value range and NaN/Inf."""
+    from monai.data.utils import affine_to_spacing
+
+    report = RowReport(row)
+    missing = [p for p in (row.image, row.label) if p is not None and not p.exists()]
+    if missing:
+        report.problems.extend(f"{p}: file not found" for p in missing)
+        return report
+    try:
+        image = load_volume(row.image)
+    except StudyError as exc:
+        report.problems.append(str(exc))
+        return report
+    report.shape = tuple(int(s) for s in image.shape[1:])
+    report.spacing = tuple(round(float(s), 3) for s in affine_to_spacing(image.affine, r=3))
+    values = image.numpy()
+    finite = np.isfinite(values)
+    report.nonfinite = int((~finite).sum())
+    if report.nonfinite:
+        report.problems.append(f"{row.image}: {report.nonfinite} NaN/Inf voxel(s)")
+    try:
+        factor = row_suv_factor(row, nifti_pet_units)
+    except StudyError as exc:
+        report.problems.append(str(exc))
+        factor = 1.0
+    if finite.any():
+        report.value_range = (float(values[finite].min()) * factor, float(values[finite].max()) * factor)
+    if row.label is None:
+        return report
+    try:
+        label = load_volume(row.label)
+    except StudyError as exc:
+        report.problems.append(str(exc))
+        report.geometry = "unreadable"
+        return report
+    if not np.isfinite(label.numpy()).all():
+        report.problems.append(f"{row.label}: NaN/Inf voxel(s) in the label")
+    problem = geometry_problem(image, label)
+    report.geometry = "match" if problem is None else ("resampled" if wants_resample(row) else "MISMATCH")
+    if problem and not wants_resample(row):
+        report.problems.append(f"{row.label}: {problem}")
+    report.lesion_voxels = int((np.nan_to_num(label.numpy()) > 0).sum())
+    return report
+
+
+def spacing_text(spacing: tuple[float, ...] | None) -> str:
+    return "-" if spacing is None else "x".join(f"{s:g}" for s in spacing)
+
+
+def range_text(value_range: tuple[float, float] | None) -> str:
+    if value_range is None:
+        return "-"
+    lo, hi = value_range
+    return f"{lo:.4g} .. {hi:.4g}" if math.isfinite(lo) and math.isfinite(hi) else "-"
