@@ -292,6 +292,7 @@ class MedCoSS(AvalancheStrategy):
     label); quota spread over clusters in proportion to their size; k-means seeded from the run seed.
     """
 
+    family = "rehearsal"
     compatible = {"domain", "task", "modality"}
     trainable = "all parameters, every experience"
     params = MedCoSSParams
