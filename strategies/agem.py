@@ -26,11 +26,14 @@ class AGEMParams(BaseParams):
 
 
 class TaskAwareAGEMPlugin(AGEMPlugin):
-    """AGEMPlugin whose reference gradient comes from the task-aware loss of a memory minibatch.
+    """AGEMPlugin whose reference gradient comes from the task-aware loss of a memory minibatch,
+    and whose projected step reaches every parameter.
 
-    Avalanche's version computes it as ``criterion(avalanche_forward(model, x, t), y)``, which
-    assumes classification targets and a model without routes; the memory, its sampling and the
-    projection are Avalanche's.
+    Avalanche's version computes the reference as ``criterion(avalanche_forward(model, x, t), y)``,
+    which assumes classification targets and a model without routes. Its projection also skips
+    parameters the current minibatch gave no gradient (another task's head), so the step actually
+    taken can still oppose the memory gradient; here it is applied to all of them, as in the paper.
+    The memory and its sampling are Avalanche's.
     """
 
     def before_training_iteration(self, strategy, **kwargs):
@@ -48,6 +51,27 @@ class TaskAwareAGEMPlugin(AGEMPlugin):
             for p in model.parameters()
         ])
         strategy.optimizer.zero_grad()
+
+    @torch.no_grad()
+    def after_backward(self, strategy, **kwargs):
+        if not self.buffers:
+            return
+        params = list(strategy.model.parameters())
+        current = torch.cat([p.grad.view(-1) if p.grad is not None else torch.zeros(p.numel(), device=p.device)
+                             for p in params])
+        ref = self.reference_gradients
+        dot = torch.dot(current, ref)
+        if dot >= 0:
+            return
+        projected = current - ref * (dot / torch.dot(ref, ref))
+        start = 0
+        for p in params:
+            step = projected[start : start + p.numel()].view_as(p)
+            start += p.numel()
+            if p.grad is None:
+                p.grad = step.clone()
+            else:
+                p.grad.copy_(step)
 
 
 @register_strategy("agem")

@@ -33,7 +33,7 @@ class LwF(AvalancheStrategy):
     current network's old heads. No data are stored.
     Kept between experiences: one frozen copy of the model (the teacher) and the routes (stem +
     head) trained so far.
-    Ours (segmentation/survival): the soft targets are per task kind (``unicon_bench.cl_plugins``):
+    Ours: the soft targets are per task kind (``unicon_bench.cl_plugins``):
     sigmoid soft targets (Bernoulli KL at temperature ``T``, times ``T**2``) on the malignancy logit,
     the same per voxel on the lesion logit map (soft masks), and the squared error between risks
     for prognosis. When an experience reuses a head (CT then PET segmentation, or sites A -> B), the
