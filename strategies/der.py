@@ -11,9 +11,9 @@ import torch
 from avalanche.benchmarks.utils.data_attribute import DataAttribute
 from avalanche.training.storage_policy import ExperienceBalancedBuffer
 from avalanche.training.utils import cycle
-from torch.utils.data import default_collate
 
 from unicon_bench.cl_plugins import grouped_distillation
+from unicon_bench.data.streams import collate_samples
 from unicon_bench.registry import register_strategy
 from unicon_bench.training import AvalancheStrategy, BaseParams, TaskTemplate, tensor_bytes
 
@@ -60,8 +60,8 @@ def model_outputs(model, dataset, device, batch_size: int) -> list[torch.Tensor]
 
 
 def collate_with_outputs(samples):
-    """Stack the usual fields; stored outputs stay a list (their shape depends on the task kind)."""
-    return [*default_collate([s[:-1] for s in samples]), [s[-1] for s in samples]]
+    """Collate the usual fields; stored outputs stay a list (their shape depends on the task kind)."""
+    return [*collate_samples([s[:-1] for s in samples]), [s[-1] for s in samples]]
 
 
 class OutputBuffer(ExperienceBalancedBuffer):

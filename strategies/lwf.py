@@ -36,8 +36,9 @@ class LwF(AvalancheStrategy):
     Ours: the soft targets are per task kind (``unicon_bench.cl_plugins``):
     sigmoid soft targets (Bernoulli KL at temperature ``T``, times ``T**2``) on the malignancy logit,
     the same per voxel on the lesion logit map (soft masks), and the squared error between risks
-    for prognosis. When an experience reuses a head (CT then PET segmentation, or sites A -> B), the
-    previous model's soft masks on the new modality/site are the targets of that same head. Avalanche's
+    for prognosis. When an experience reuses a head (sites A -> B), the previous model's soft masks on
+    the new site are the targets of that same head; an old route whose modality the new samples carry
+    (the CT channel of PET/CT samples) reads that channel, otherwise the new input as it is. Avalanche's
     ``LwFPlugin`` is not used: it softmaxes class logits and calls ``model(x)`` without a route.
     """
 
@@ -47,5 +48,6 @@ class LwF(AvalancheStrategy):
     params = LwFParams
 
     def plugins(self):
-        self.distill = OutputDistillationPlugin(self.kinds(), self.p.alpha, self.p.temperature, self.p.distill)
+        channels = {t: e.channels for t, e in zip(self.stream.task_labels, self.spec.experiences)}
+        self.distill = OutputDistillationPlugin(self.kinds(), self.p.alpha, self.p.temperature, self.p.distill, channels)
         return [self.distill]

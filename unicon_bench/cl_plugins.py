@@ -76,21 +76,34 @@ def route_key(model: torch.nn.Module, label: int):
     return (route.stem, route.head)
 
 
-def route_outputs(model, x: torch.Tensor, labels: list[int], text=None) -> dict[int, torch.Tensor]:
-    """``{label: model(x, label, text)}``, computing shared encoder features once per stem.
+def route_outputs(model, inputs: dict[int, torch.Tensor], text=None) -> dict[int, torch.Tensor]:
+    """``{label: model(inputs[label], label, text)}``, computing encoder features once per stem and input.
 
-    For a ``MultiTaskNet`` (``features`` + ``heads``) routes that share a stem share the features;
-    any other model is called once per label.
+    For a ``MultiTaskNet`` (``features`` + ``heads``) routes that share a stem and an input share
+    the features; any other model is called once per label.
     """
     if not all(hasattr(model, a) for a in ("features", "heads", "routes")):
-        return {t: model(x, t, text) for t in labels}
+        return {t: model(x, t, text) for t, x in inputs.items()}
     features, out = {}, {}
-    for t in labels:
+    for t, x in inputs.items():
         route = model.routes[t]
-        if route.stem not in features:
-            features[route.stem] = model.features(x, t)
-        out[t] = model.heads[route.head](features[route.stem])
+        key = (route.stem, id(x))
+        if key not in features:
+            features[key] = model.features(x, t)
+        out[t] = model.heads[route.head](features[key])
     return out
+
+
+def channels_for(x: torch.Tensor, have: tuple[str, ...] | None, want: tuple[str, ...] | None) -> torch.Tensor:
+    """The channels of ``x`` (named ``have``) that a route reading ``want`` takes.
+
+    PET/CT samples carry the co-registered CT as a channel, so an old CT route sees that CT; where
+    the samples lack a modality the route reads (CT samples for a PET route), it gets ``x`` as it is
+    and reads its leading channels, as in plain LwF on a new domain.
+    """
+    if not have or not want or tuple(have) == tuple(want) or not set(want) <= set(have):
+        return x
+    return x[:, [have.index(m) for m in want]]
 
 
 class OutputDistillationPlugin(SupervisedPlugin):
@@ -102,13 +115,16 @@ class OutputDistillationPlugin(SupervisedPlugin):
     to the loss before the backward pass (routes sharing stem and head are distilled once; a route
     whose function the current minibatch already computed reuses that output).
 
-    ``kinds`` maps each task label to its task kind. The teacher runs in eval mode (no dropout).
+    ``kinds`` maps each task label to its task kind, ``channels`` (optional) to the modalities of its
+    input channels: an old route then reads the current samples' channels of its own modalities
+    where they have them (``channels_for``). The teacher runs in eval mode (no dropout).
     """
 
     def __init__(self, kinds: dict[int, str], alpha: float = 1.0, temperature: float = 2.0,
-                 mode: DistillMode = "soft"):
+                 mode: DistillMode = "soft", channels: dict[int, tuple[str, ...]] | None = None):
         super().__init__()
         self.kinds = dict(kinds)
+        self.channels = dict(channels or {})
         self.alpha = float(alpha)
         self.temperature = float(temperature)
         self.mode = mode
@@ -121,17 +137,26 @@ class OutputDistillationPlugin(SupervisedPlugin):
         for t in sorted(int(t) for t in strategy.experience.dataset.targets_task_labels.uniques):
             self.seen.setdefault(route_key(strategy.model, t), t)
 
-    def penalty(self, model, x: torch.Tensor, text=None, current=None) -> torch.Tensor:
-        """The distillation term for inputs ``x``; ``current`` is ``{route key: output}`` already computed."""
+    def penalty(self, model, x: torch.Tensor, text=None, current=None, label: int | None = None) -> torch.Tensor:
+        """The distillation term for inputs ``x`` of task label ``label`` (``None``: channels as they are).
+
+        ``current`` is ``{route key: output}`` the minibatch already computed from ``x``.
+        """
         current = current or {}
-        labels = list(self.seen.values())
+        have = self.channels.get(label)
+        picked: dict[tuple, torch.Tensor] = {}  # one tensor per channel selection: features are shared
+        for t in self.seen.values():
+            want = tuple(self.channels.get(t) or ())
+            if want not in picked:
+                picked[want] = channels_for(x, have, want)
+        inputs = {t: picked[tuple(self.channels.get(t) or ())] for t in self.seen.values()}
         with torch.no_grad():
-            teacher_out = route_outputs(self.teacher, x, labels, text)
-        missing = [t for key, t in self.seen.items() if key not in current]
-        student_out = route_outputs(model, x, missing, text) if missing else {}
+            teacher_out = route_outputs(self.teacher, inputs, text)
+        missing = {t: inputs[t] for key, t in self.seen.items() if key not in current or inputs[t] is not x}
+        student_out = route_outputs(model, missing, text) if missing else {}
         total = x.new_zeros(())
         for key, t in self.seen.items():
-            student = current[key] if key in current else student_out[t]
+            student = student_out[t] if t in student_out else current[key]
             total = total + distillation_loss(self.kinds[t], student, teacher_out[t], self.temperature, self.mode)
         return total
 
@@ -139,11 +164,11 @@ class OutputDistillationPlugin(SupervisedPlugin):
         if self.teacher is None or not self.seen:
             return
         groups = strategy.mb_output
-        current = {}
+        current, label = {}, None
         if len(groups) == 1:  # the usual case: one task per minibatch without a buffer
-            _, t, out = groups[0]
-            current[route_key(strategy.model, t)] = out
-        penalty = self.penalty(strategy.model, strategy.mb_x, strategy.mbatch[3], current)
+            _, label, out = groups[0]
+            current[route_key(strategy.model, label)] = out
+        penalty = self.penalty(strategy.model, strategy.mb_x, strategy.mbatch[3], current, label)
         self.last_penalty = float(penalty.detach())
         strategy.loss += self.alpha * penalty
 
@@ -169,6 +194,7 @@ __all__ = [
     "distillation_loss",
     "frozen_copy",
     "grouped_distillation",
+    "channels_for",
     "route_key",
     "route_outputs",
 ]

@@ -9,6 +9,7 @@ import torch
 
 from unicon_bench.cl_plugins import (
     OutputDistillationPlugin,
+    channels_for,
     distillation_loss,
     frozen_copy,
     grouped_distillation,
@@ -153,7 +154,7 @@ def test_plugin_penalty_decreases_under_its_own_gradient(net):
     with torch.no_grad():
         for p in net.encoder.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    opt = torch.optim.SGD(net.parameters(), lr=0.05)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)  # the training budget's optimizer and rate
     losses = []
     for _ in range(4):
         opt.zero_grad()
@@ -168,6 +169,36 @@ def test_routes_sharing_stem_and_head_are_distilled_once():
     model = MultiTaskNet.for_experiences([("segmentation", "CT"), ("segmentation", "PET")], channels=(4, 8, 8, 8))
     assert route_key(model, 0) == route_key(model, 1)
     x = torch.randn(2, 1, 16, 16, 16)
-    outs = route_outputs(model.eval(), x, [0, 1])
+    outs = route_outputs(model.eval(), {0: x, 1: x})
     torch.testing.assert_close(outs[0], model(x, 0))
     torch.testing.assert_close(outs[0], outs[1])
+
+
+def test_channels_for_picks_the_old_routes_modality():
+    x = torch.arange(2 * 2 * 1 * 1 * 1, dtype=torch.float32).view(2, 2, 1, 1, 1)  # channels PET, CT
+    torch.testing.assert_close(channels_for(x, ("PET", "CT"), ("CT",)), x[:, 1:2])
+    assert channels_for(x, ("PET", "CT"), ("PET", "CT")) is x
+    assert channels_for(x, ("PET",), ("CT",)) is x  # the modality is absent: the input as it is
+    assert channels_for(x, None, ("CT",)) is x
+
+
+def test_old_ct_route_is_distilled_on_the_ct_channel_of_pet_ct_samples():
+    torch.manual_seed(0)
+    model = MultiTaskNet.for_experiences([("segmentation", "CT", 1), ("segmentation", "PET", 2)],
+                                         channels=(4, 8, 8, 8)).eval()
+    assert route_key(model, 0) != route_key(model, 1)  # PET/CT has a stem of its own
+    plugin = OutputDistillationPlugin({0: "segmentation", 1: "segmentation"}, temperature=2.0,
+                                      channels={0: ("CT",), 1: ("PET", "CT")})
+    plugin.teacher = frozen_copy(model)
+    plugin.seen[route_key(model, 0)] = 0
+    with torch.no_grad():
+        for p in model.encoder.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    x = torch.randn(2, 2, 16, 16, 16)
+    penalty = float(plugin.penalty(model, x, label=1))
+    with torch.no_grad():
+        ct, pet = x[:, 1:2], x[:, 0:1]
+        want = distillation_loss("segmentation", model(ct, 0), plugin.teacher(ct, 0), 2.0)
+        on_pet = distillation_loss("segmentation", model(pet, 0), plugin.teacher(pet, 0), 2.0)
+    assert penalty == pytest.approx(float(want), rel=1e-5)
+    assert float(want) != pytest.approx(float(on_pet), rel=1e-3)
