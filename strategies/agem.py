@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from avalanche.training.plugins import AGEMPlugin
 
+from unicon_bench.errors import ConfigError
 from unicon_bench.registry import register_strategy
 from unicon_bench.training import AvalancheStrategy, BaseParams, tensor_bytes
 
@@ -92,6 +93,10 @@ class AGEM(AvalancheStrategy):
     params = AGEMParams
 
     def plugins(self):
+        past = len(self.spec.experiences) - 1
+        if self.p.sample_size < past:  # Avalanche draws sample_size // experiences from each
+            raise ConfigError(f"agem: sample_size ({self.p.sample_size}) must be at least the number of past "
+                              f"experiences ({past}) of scenario '{self.spec.name}'")
         self.agem = TaskAwareAGEMPlugin(self.p.patterns_per_experience, self.p.sample_size)
         return [self.agem]
 

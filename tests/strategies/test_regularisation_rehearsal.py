@@ -173,6 +173,13 @@ def test_lwf_keeps_the_end_of_experience_model_as_teacher(make):
     assert sorted(plugin.seen.values()) == [0, 1] and plugin.last_penalty > 0
 
 
+def test_agem_refuses_a_memory_sample_smaller_than_the_past(make):
+    from unicon_bench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="sample_size"):
+        make("agem", "ct_tasks", sample_size=1)  # 2 past experiences: 1 // 2 = 0 samples each
+
+
 def test_agem_projection_never_opposes_the_memory_gradient(make):
     agem, exps = make("agem", "ct_tasks", patterns_per_experience=4, sample_size=4)
     agem.train(exps[0])
