@@ -95,15 +95,21 @@ def route_outputs(model, inputs: dict[int, torch.Tensor], text=None) -> dict[int
 
 
 def channels_for(x: torch.Tensor, have: tuple[str, ...] | None, want: tuple[str, ...] | None) -> torch.Tensor:
-    """The channels of ``x`` (named ``have``) that a route reading ``want`` takes.
+    """The input a route reading channels ``want`` gets from samples ``x`` whose channels are ``have``.
 
-    PET/CT samples carry the co-registered CT as a channel, so an old CT route sees that CT; where
-    the samples lack a modality the route reads (CT samples for a PET route), it gets ``x`` as it is
-    and reads its leading channels, as in plain LwF on a new domain.
+    The route's modalities the samples carry are picked (an old CT route reads the CT channel of
+    PET/CT samples), the others are zeros, as the stream's collate pads missing channels. Samples
+    with none of its modalities (PET for a CT route) are given as they are, zero-padded to the
+    route's width: plain LwF on a new domain.
     """
-    if not have or not want or tuple(have) == tuple(want) or not set(want) <= set(have):
+    if not have or not want or tuple(have) == tuple(want):
         return x
-    return x[:, [have.index(m) for m in want]]
+    if set(want) & set(have):
+        zeros = x.new_zeros(x[:, 0].shape)
+        return torch.stack([x[:, have.index(m)] if m in have else zeros for m in want], dim=1)
+    if x.shape[1] < len(want):
+        return torch.cat([x, x.new_zeros((len(x), len(want) - x.shape[1], *x.shape[2:]))], dim=1)
+    return x
 
 
 class OutputDistillationPlugin(SupervisedPlugin):

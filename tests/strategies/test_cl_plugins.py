@@ -180,6 +180,10 @@ def test_channels_for_picks_the_old_routes_modality():
     assert channels_for(x, ("PET", "CT"), ("PET", "CT")) is x
     assert channels_for(x, ("PET",), ("CT",)) is x  # the modality is absent: the input as it is
     assert channels_for(x, None, ("CT",)) is x
+    ct = x[:, 1:2]  # CT-only samples for an old PET/CT route: zeros where the PET would be
+    torch.testing.assert_close(channels_for(ct, ("CT",), ("PET", "CT")), torch.cat([torch.zeros_like(ct), ct], 1))
+    pet = x[:, :1]  # samples of none of the route's modalities: as they are, zero-padded to its width
+    torch.testing.assert_close(channels_for(pet, ("MR",), ("CT", "PET")), torch.cat([pet, torch.zeros_like(pet)], 1))
 
 
 def test_old_ct_route_is_distilled_on_the_ct_channel_of_pet_ct_samples():
