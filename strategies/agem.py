@@ -10,7 +10,7 @@ from avalanche.training.plugins import AGEMPlugin
 
 from unicon_bench.errors import ConfigError
 from unicon_bench.registry import register_strategy
-from unicon_bench.training import AvalancheStrategy, BaseParams, tensor_bytes
+from unicon_bench.training import AvalancheStrategy, BaseParams, autocast, tensor_bytes
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,8 @@ class TaskAwareAGEMPlugin(AGEMPlugin):
         model.train()
         strategy.optimizer.zero_grad()
         batch = [b.to(strategy.device) for b in self.sample_from_memory()]
-        groups = strategy.grouped_forward(model, batch[0], batch[-1], batch[3])
+        with autocast(torch.device(strategy.device)):
+            groups = strategy.grouped_forward(model, batch[0], batch[-1], batch[3])
         strategy.batch_loss(groups, batch).backward()
         # a head this minibatch does not use has no gradient: it counts as zero
         self.reference_gradients = torch.cat([

@@ -15,7 +15,7 @@ from avalanche.training.utils import cycle
 from unicon_bench.cl_plugins import grouped_distillation
 from unicon_bench.data.streams import collate_samples
 from unicon_bench.registry import register_strategy
-from unicon_bench.training import AvalancheStrategy, BaseParams, TaskTemplate, tensor_bytes
+from unicon_bench.training import AvalancheStrategy, BaseParams, TaskTemplate, autocast, tensor_bytes
 
 OUTPUT = "der_output"  # the data attribute holding each buffer sample's stored output
 
@@ -51,7 +51,9 @@ def model_outputs(model, dataset, device, batch_size: int) -> list[torch.Tensor]
     for batch in loader:
         x, text, t = (batch[i].to(device) for i in (0, 3, -1))
         part: list = [None] * len(x)
-        for idx, _, out in TaskTemplate.grouped_forward(model, x, t, text):
+        with autocast(x.device):
+            groups = TaskTemplate.grouped_forward(model, x, t, text)
+        for idx, _, out in groups:
             for i, o in zip(idx.tolist(), out.float().cpu()):
                 part[i] = o.clone()
         outputs.extend(part)
@@ -110,7 +112,8 @@ class DERTemplate(TaskTemplate):
             return loss
         *fields, stored = next(self.replay_loader)
         fields = [f.to(self.device) for f in fields]
-        groups = self.grouped_forward(self.model, fields[0], fields[-1], fields[3])
+        with autocast(torch.device(self.device)):
+            groups = self.grouped_forward(self.model, fields[0], fields[-1], fields[3])
         replay = grouped_distillation(self.kinds, groups, stored, self.temperature, self.distill)
         return loss + self.alpha * replay + self.beta * self.batch_loss(groups, fields)
 

@@ -10,7 +10,7 @@ from avalanche.training.plugins import MASPlugin
 from avalanche.training.utils import zerolike_params_dict
 
 from unicon_bench.registry import register_strategy
-from unicon_bench.training import AvalancheStrategy, BaseParams, TaskTemplate
+from unicon_bench.training import AvalancheStrategy, BaseParams, TaskTemplate, autocast
 
 
 @dataclass(frozen=True)
@@ -32,9 +32,10 @@ def output_sensitivity(model, x: torch.Tensor, routes: torch.Tensor, text=None) 
     The paper's ``||F(x)||_2^2`` of a sample's output vector, divided by the number of outputs so
     that a lesion logit map (one output per voxel) and a single logit or risk weigh alike.
     """
-    groups = TaskTemplate.grouped_forward(model, x, routes, text)
+    with autocast(x.device):
+        groups = TaskTemplate.grouped_forward(model, x, routes, text)
     total = sum(len(idx) for idx, _, _ in groups)
-    return sum(out.pow(2).reshape(len(idx), -1).mean(dim=1).sum() for idx, _, out in groups) / total
+    return sum(out.float().pow(2).reshape(len(idx), -1).mean(dim=1).sum() for idx, _, out in groups) / total
 
 
 class TaskAwareMASPlugin(MASPlugin):

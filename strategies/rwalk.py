@@ -11,7 +11,7 @@ from avalanche.training.plugins import RWalkPlugin
 from avalanche.training.utils import ParamData, copy_params_dict, zerolike_params_dict
 
 from unicon_bench.registry import register_strategy
-from unicon_bench.training import AvalancheStrategy, BaseParams
+from unicon_bench.training import AvalancheStrategy, BaseParams, autocast
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,8 @@ class TaskAwareRWalkPlugin(RWalkPlugin):
         model.eval()  # as Avalanche: the gradient of the loss without dropout
         strategy.optimizer.zero_grad()
         batch = strategy.mbatch
-        groups = strategy.grouped_forward(model, batch[0], strategy.train_routes(), batch[3])
+        with autocast(torch.device(strategy.device)):
+            groups = strategy.grouped_forward(model, batch[0], strategy.train_routes(), batch[3])
         strategy.batch_loss(groups, batch).backward()
         self.iter_grad = copy_params_dict(model, copy_grad=True)
         model.train(was_training)

@@ -24,8 +24,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-import unicon_bench.training  # noqa: F401  (imports Avalanche with its QP-solver warning silenced)
-from avalanche.core import SupervisedPlugin
+# Avalanche's SupervisedPlugin as training.py imports it (with Avalanche's QP-solver warning silenced)
+from unicon_bench.training import SupervisedPlugin, autocast
 
 DistillMode = Literal["soft", "mse"]
 KINDS = ("classification", "prognosis", "segmentation")
@@ -49,7 +49,7 @@ def distillation_loss(
         raise ValueError(f"unknown distillation mode {mode!r}")
     if student.shape != teacher.shape:
         raise ValueError(f"student {tuple(student.shape)} and teacher {tuple(teacher.shape)} outputs differ in shape")
-    teacher = teacher.detach().to(student.dtype)
+    student, teacher = student.float(), teacher.detach().float()  # bfloat16 outputs under CUDA autocast
     if mode == "mse" or kind == "prognosis":
         return F.mse_loss(student, teacher)
     t = float(temperature)
@@ -156,10 +156,11 @@ class OutputDistillationPlugin(SupervisedPlugin):
             if want not in picked:
                 picked[want] = channels_for(x, have, want)
         inputs = {t: picked[tuple(self.channels.get(t) or ())] for t in self.seen.values()}
-        with torch.no_grad():
+        with torch.no_grad(), autocast(x.device):
             teacher_out = route_outputs(self.teacher, inputs, text)
         missing = {t: inputs[t] for key, t in self.seen.items() if key not in current or inputs[t] is not x}
-        student_out = route_outputs(model, missing, text) if missing else {}
+        with autocast(x.device):
+            student_out = route_outputs(model, missing, text) if missing else {}
         total = x.new_zeros(())
         for key, t in self.seen.items():
             student = student_out[t] if t in student_out else current[key]
