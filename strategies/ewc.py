@@ -56,6 +56,7 @@ class TaskAwareEWCPlugin(EWCPlugin):
 class EWC(AvalancheStrategy):
     """Elastic Weight Consolidation: a Fisher-weighted quadratic penalty anchors important weights."""
 
+    family = "regularisation"
     compatible = {"domain", "task", "modality"}
     trainable = "all parameters, every experience"
     params = EWCParams

@@ -81,6 +81,7 @@ class JointTemplate(TaskTemplate):
 class Joint(AvalancheStrategy):
     """Joint (cumulative) training on all experiences seen so far: the upper bound."""
 
+    family = "bound"
     compatible = {"domain", "task", "modality"}
     trainable = "all parameters, on all data seen so far"
     params = BaseParams

@@ -15,7 +15,6 @@ Pieces, each reusable and tested on its own:
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -26,6 +25,7 @@ from avalanche.benchmarks.utils.data_attribute import DataAttribute
 from avalanche.training.plugins import ReplayPlugin
 from avalanche.training.storage_policy import ExemplarsBuffer
 
+from unicon_bench.cl_plugins import frozen_copy
 from unicon_bench.registry import register_strategy
 from unicon_bench.training import AvalancheStrategy, BaseParams, TaskTemplate, tensor_bytes
 
@@ -207,13 +207,6 @@ def feature_distillation(model, previous, x: torch.Tensor, routes: torch.Tensor)
     return loss
 
 
-def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
-    frozen = copy.deepcopy(model).eval()
-    for p in frozen.parameters():
-        p.requires_grad_(False)
-    return frozen
-
-
 class MedCoSSTemplate(TaskTemplate):
     """Task loss on current samples; mixup + feature distillation on buffer samples (no task loss)."""
 
@@ -292,6 +285,7 @@ class MedCoSS(AvalancheStrategy):
     label); quota spread over clusters in proportion to their size; k-means seeded from the run seed.
     """
 
+    family = "rehearsal"
     compatible = {"domain", "task", "modality"}
     trainable = "all parameters, every experience"
     params = MedCoSSParams

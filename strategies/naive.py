@@ -10,6 +10,7 @@ from unicon_bench.training import AvalancheStrategy, BaseParams
 class Naive(AvalancheStrategy):
     """Sequential fine-tuning of the whole network, no protection against forgetting (lower bound)."""
 
+    family = "bound"
     compatible = {"domain", "task", "modality"}
     trainable = "all parameters, every experience"
     params = BaseParams

@@ -20,6 +20,7 @@ class ReplayParams(BaseParams):
 class Replay(AvalancheStrategy):
     """Rehearsal: every batch is joined by a batch of stored subjects from past experiences."""
 
+    family = "rehearsal"
     compatible = {"domain", "task", "modality"}
     trainable = "all parameters, every experience"
     params = ReplayParams

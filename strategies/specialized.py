@@ -12,6 +12,7 @@ from unicon_bench.training import AvalancheStrategy, BaseParams, count_params
 class Specialized(AvalancheStrategy):
     """One model per experience from the same initialisation; test-time identity picks the model."""
 
+    family = "bound"
     compatible = {"task", "modality"}  # picking the model needs the task identity at test time
     trainable = "a whole new model per experience"
     params = BaseParams

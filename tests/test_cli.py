@@ -45,6 +45,9 @@ def test_ls_strategies(cli, tmp_path):
     for name in STRATEGIES:
         assert name in proc.stdout
     assert "builtin" in proc.stdout
+    assert "family" in proc.stdout.splitlines()[0]
+    ewc = next(line for line in proc.stdout.splitlines() if line.startswith("ewc "))
+    assert "regularisation" in ewc
 
 
 def test_ls_does_not_import_torch(tmp_path):

@@ -10,7 +10,7 @@ import yaml
 
 import unicon_bench
 from unicon_bench.errors import ConfigError, UniconBenchError, UnknownNameError
-from unicon_bench.registry import STRATEGIES
+from unicon_bench.registry import FAMILIES, STRATEGIES
 
 BUILTIN_STRATEGIES = {"naive", "joint", "specialized", "ewc", "replay"}
 BUILTIN_SCENARIOS = ["ct_sites", "ct_tasks", "ct_to_pet", "unicon"]
@@ -49,7 +49,22 @@ def test_listing_matches_imported_class(name):
     assert entry.summary == cls.__doc__.strip().splitlines()[0]
     assert set(entry.compatible) == set(cls.compatible)
     assert entry.trainable == cls.trainable
+    assert entry.family == cls.family
     assert dataclasses.is_dataclass(cls.params)
+
+
+@pytest.mark.parametrize("name", unicon_bench.list_strategies())
+def test_builtin_strategies_declare_a_family(name):
+    """Every built-in strategy says which kind of method it is (``ls strategies`` shows it)."""
+    assert STRATEGIES.entry(name).family in FAMILIES, name
+
+
+def test_families_of_the_anchors():
+    families = {name: STRATEGIES.entry(name).family for name in unicon_bench.list_strategies()}
+    assert {families[n] for n in ("naive", "joint", "specialized")} == {"bound"}
+    assert families["ewc"] == "regularisation"
+    assert families["replay"] == families["medcoss"] == "rehearsal"
+    assert families["unicon"] == "parameter-efficient"
 
 
 def test_specialized_is_not_domain_compatible():

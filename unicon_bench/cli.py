@@ -107,10 +107,10 @@ def ls(what: What = typer.Argument(..., help="What to list.")) -> None:
     if what is What.strategies:
         from unicon_bench.registry import STRATEGIES
 
-        for col in ("name", "description", "kinds", "trains", "source"):
+        for col in ("name", "family", "description", "kinds", "trains", "source"):
             table.add_column(col)
         for e in STRATEGIES.entries():
-            table.add_row(e.name, e.summary, ",".join(e.compatible), e.trainable, e.origin)
+            table.add_row(e.name, e.family or "-", e.summary, ",".join(e.compatible), e.trainable, e.origin)
     else:
         from unicon_bench.scenario import get_scenario, list_scenarios
 

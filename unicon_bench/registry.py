@@ -19,6 +19,10 @@ from typing import Any, Callable
 
 from unicon_bench.errors import UnknownNameError
 
+# What kind of method a strategy is, as ``unicon-bench ls strategies`` shows it (the ``family``
+# class attribute): the bounds (naive, joint, specialized), or how it fights forgetting.
+FAMILIES = ("bound", "regularisation", "rehearsal", "architecture", "parameter-efficient")
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -30,6 +34,7 @@ class Entry:
     attr: str | None = None
     compatible: tuple[str, ...] = ()
     trainable: str = ""
+    family: str = ""
     origin: str = "builtin"
     extra: dict = field(default_factory=dict)
 
@@ -58,7 +63,7 @@ def _scan_module_source(source: str, module: str, decorator: str, origin: str) -
                 for stmt in node.body:
                     if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
                         target = getattr(stmt.targets[0], "id", None)
-                        if target in ("compatible", "trainable"):
+                        if target in ("compatible", "trainable", "family"):
                             attrs[target] = _literal(stmt.value)
                 doc = (ast.get_docstring(node) or "").strip().splitlines()
                 found.append(
@@ -69,6 +74,7 @@ def _scan_module_source(source: str, module: str, decorator: str, origin: str) -
                         attr=node.name,
                         compatible=tuple(sorted(attrs.get("compatible") or ())),
                         trainable=attrs.get("trainable") or "",
+                        family=attrs.get("family") or "",
                         origin=origin,
                     )
                 )
@@ -123,6 +129,7 @@ class Registry:
             attr=cls.__qualname__,
             compatible=tuple(sorted(getattr(cls, "compatible", ()) or ())),
             trainable=getattr(cls, "trainable", "") or "",
+            family=getattr(cls, "family", "") or "",
             origin="runtime",
         )
 

@@ -149,6 +149,8 @@ class Strategy:
     """What the harness drives. Subclasses register with ``@register_strategy``."""
 
     name: ClassVar[str] = ""
+    # One of ``registry.FAMILIES``; declare it in the class body: ``ls`` reads it from the source.
+    family: ClassVar[str] = ""
     compatible: ClassVar[set[str]] = {"domain", "task", "modality"}
     trainable: ClassVar[str] = "all"
     params: ClassVar[type[BaseParams]] = BaseParams

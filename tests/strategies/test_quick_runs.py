@@ -12,7 +12,9 @@ from unicon_bench.results import METRIC_OF_TASK, read_result
 
 PAIRS = [(strategy, scenario) for scenario in list_scenarios() for strategy in list_strategies()]
 SUMMARY_KEYS = {"final_average", "bwt", "fwt", "forgetting", "plasticity"}
-SHARED_MODEL = {"naive", "joint", "ewc", "replay"}  # one network trained in place
+# one network trained in place
+SHARED_MODEL = {"naive", "joint", "ewc", "replay", "lwf", "si", "mas", "rwalk", "der", "agem"}
+BUFFERED = {"replay", "der", "agem"}  # keep subjects between experiences
 
 
 # -- independent re-computation of the summary from the matrix (None propagates) ------------------
@@ -98,7 +100,7 @@ def test_quick_run(strategy, scenario, quick_run, phantom_cache, tmp_path):
     assert len(cost.train_time_s) == n and all(t >= 0 for t in cost.train_time_s)
     assert cost.wall_time_s >= sum(cost.train_time_s)
     assert cost.peak_rss_mb > 0
-    if strategy == "replay":
+    if strategy in BUFFERED:
         assert cost.buffer_bytes > 0
     elif strategy in SHARED_MODEL | {"specialized"}:
         assert cost.buffer_bytes == 0
