@@ -89,6 +89,11 @@ class FoundationStrategy(AvalancheStrategy):
         if i not in self.model.routes:
             self.add_route(i, experience)
         if i > 0:
-            for group in self.template.optimizer.param_groups:
-                group["lr"] = self.lr * self.p.peft_lr_scale
+            set_lr(self.template.optimizer, self.lr * self.p.peft_lr_scale)
         super().train(experience)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Set the learning rate of every parameter group (the PEFT stages train at a scaled rate)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
