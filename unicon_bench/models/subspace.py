@@ -90,8 +90,8 @@ def inflora_step(rows: torch.Tensor, memory: torch.Tensor | None, rank: int,
     memory = rows.new_zeros(d, 0) if memory is None else memory
     free = rows - (rows @ memory) @ memory.T
     _, s, vh = torch.linalg.svd(free, full_matrices=False)
-    n_free = int((s > s.max() * 1e-6).sum()) if len(s) and s.max() > 0 else 0
     total = float((rows ** 2).sum())
+    n_free = int((s > 1e-6 * total ** 0.5).sum())  # directions with real energy, not round-off
     need = threshold * total - (total - float((free ** 2).sum()))  # energy still to capture
     k = 0 if need <= 0 else int((torch.cumsum(s ** 2, 0) < need).sum()) + 1
     k = min(max(k, min(rank, n_free)), n_free)
