@@ -89,7 +89,7 @@ class InfLoRA(FoundationStrategy):
     def add_route(self, index: int, experience) -> None:
         exp = self.spec.experiences[index]
         self.model.add_route(index, exp.task, exp.modality, rank=self.p.lora_rank, alpha=self.p.lora_alpha,
-                             head_lora=False)
+                             with_ct=exp.with_ct, head_lora=False)
         name = self.model.routes[index].peft
         layers = self._layers()
         for lname, down in self._update(index, experience.dataset, self.p.lora_rank).items():

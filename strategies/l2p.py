@@ -19,6 +19,9 @@ Our adaptation to 3D segmentation / survival (state it when comparing):
   segmentation decodes the patch tokens' outputs (upsampling plus one full-resolution convolution
   of the input, as UNETR's first encoder block). Heads are shared by experiences of one task kind
   and picked by task identity where the scenario gives it (one head without identity).
+- PET/CT samples: each modality has its own input channel of the patch embedding (CT first), so
+  the frozen embedding keeps reading CT where stage 0 trained it; the PET channel's weights stay as
+  initialised (stage 0 saw no PET), and the prompts must adapt to them.
 - The image is the only input (the report text is not used); L2P's optional prompt-frequency
   penalty and task-specific prompt masks are left out.
 """
@@ -88,7 +91,8 @@ class L2P(AvalancheStrategy):
     def build_model(self) -> PromptViTNet:
         p = self.p
         return PromptViTNet(self.kinds(), tuple(self.spec.data.shape), hidden=p.hidden_size, layers=p.num_layers,
-                            heads=p.num_heads, pool_size=p.pool_size, prompt_length=p.prompt_length, top_k=p.top_k)
+                            heads=p.num_heads, pool_size=p.pool_size, prompt_length=p.prompt_length, top_k=p.top_k,
+                            channels=dict(zip(self.stream.task_labels, (e.channels for e in self.spec.experiences))))
 
     def make_template(self, model: torch.nn.Module) -> L2PTemplate:
         template = super().make_template(model)

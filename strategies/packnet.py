@@ -16,7 +16,8 @@ Avalanche's ``PackNetModel`` refuses modules with parameters of their own, such 
 activations of MONAI's residual units, so ``PackNetNet`` wraps the convolutions of the shared stem
 and encoder itself and treats PReLU slopes like biases (first task only).
 
-Our adaptation: the shared part is the model zoo's stem + 3D encoder; every experience gets its own
+Our adaptation: the shared part is the model zoo's 3D encoder and the stems that several
+experiences use (a PET/CT stem of one experience is trained fully by it); every experience gets its own
 head (a pixel decoder for segmentation, an MLP for classification and prognosis), trained fully on
 its experience and never pruned, as PackNet gives each task its own classifier. The retraining after
 pruning is part of the experience's epoch budget (the same budget every strategy gets). An
@@ -26,6 +27,7 @@ Adam's weight decay would move fixed weights despite their zeroed gradients, so 
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import torch
@@ -67,7 +69,11 @@ class PackNetNet(PackNetModule):
     def __init__(self, net: nn.Module):
         super().__init__()
         self.net = net
-        for part in (net.stems, net.encoder):
+        uses = Counter(route.stem for route in net.routes.values())
+        # the encoder and every stem more than one experience uses; a stem of one experience only
+        # (PET/CT inputs) is trained fully by it, like a head
+        self.shared = [net.encoder, *(net.stems[key] for key, n in uses.items() if n > 1)]
+        for part in self.shared:
             _wrap_layers(part)
 
     def layers(self) -> list[PackNetModule]:
@@ -80,7 +86,7 @@ class PackNetNet(PackNetModule):
     def _freeze_pruned(self) -> None:
         for m in self.layers():
             m.freeze_pruned()  # Avalanche also freezes each wrapped layer's bias
-        for part in (self.net.stems, self.net.encoder):
+        for part in self.shared:
             for module in part.modules():
                 if isinstance(module, nn.PReLU):
                     module.requires_grad_(False)
@@ -111,7 +117,7 @@ class PackNet(AvalancheStrategy):
     def build_model(self) -> PackNetNet:
         from unicon_bench.models.net import MultiTaskNet
 
-        routes = [(e.task, e.modality) for e in self.spec.experiences]
+        routes = [(e.task, e.modality, len(e.channels)) for e in self.spec.experiences]
         return PackNetNet(MultiTaskNet.for_experiences(routes, head_per="experience"))
 
     def plugins(self):

@@ -34,5 +34,6 @@ class SeqLoRA(FoundationStrategy):
     def add_route(self, index: int, experience) -> None:
         exp = self.spec.experiences[index]
         self.model.add_route(
-            index, exp.task, exp.modality, rank=self.p.lora_rank, alpha=self.p.lora_alpha, lora_name="seq",
+            index, exp.task, exp.modality, rank=self.p.lora_rank, alpha=self.p.lora_alpha, with_ct=exp.with_ct,
+            lora_name="seq",
         )

@@ -56,11 +56,11 @@ def test_pruning_releases_the_smallest_free_weights():
     from unicon_bench.strategies.packnet import PackNetNet
 
     torch.manual_seed(0)
-    net = MultiTaskNet.for_experiences([("classification", "CT")], channels=(4, 8, 8, 8))
+    net = MultiTaskNet.for_experiences([("classification", "CT"), ("segmentation", "CT")], channels=(4, 8, 8, 8))
     shared_convs = sum(isinstance(m, torch.nn.Conv3d) for part in (net.stems, net.encoder) for m in part.modules())
     model = PackNetNet(net)
     layers = model.layers()
-    assert len(layers) == shared_convs  # every convolution of stem and encoder, none of the head
+    assert len(layers) == shared_convs  # every convolution of the shared stem and the encoder, none of the heads
     model.activate_task(0)
     model.prune(0.25)
     for layer in layers:

@@ -54,7 +54,7 @@ class PromptPool(nn.Module):
 class TokenSegHead(nn.Module):
     """Patch tokens on their grid, upsampled to the input size, plus a full-resolution input path."""
 
-    def __init__(self, hidden: int, patch: int, width: int = 16):
+    def __init__(self, hidden: int, patch: int, in_channels: int = 1, width: int = 16):
         super().__init__()
         steps = int(round(math.log2(patch)))
         ups, cin = [], hidden
@@ -62,7 +62,7 @@ class TokenSegHead(nn.Module):
             ups.append(Convolution(3, cin, width, strides=2, kernel_size=3, norm=NORM, act=ACT, is_transposed=True))
             cin = width
         self.up = nn.Sequential(*ups)
-        self.skip = Convolution(3, 1, width, strides=1, kernel_size=3, norm=NORM, act=ACT)
+        self.skip = Convolution(3, in_channels, width, strides=1, kernel_size=3, norm=NORM, act=ACT)
         self.out = Convolution(3, cin + width, 1, strides=1, kernel_size=1, conv_only=True)
 
     def forward(self, tokens: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -74,19 +74,26 @@ class PromptViTNet(nn.Module):
     """MONAI ViT + L2P prompt pool + one head per task kind; ``forward(x, task_label)``."""
 
     def __init__(self, kinds: dict[int, str], shape: tuple[int, int, int], hidden: int = 96, layers: int = 4,
-                 heads: int = 4, pool_size: int = 10, prompt_length: int = 5, top_k: int = 5):
+                 heads: int = 4, pool_size: int = 10, prompt_length: int = 5, top_k: int = 5,
+                 channels: dict[int, tuple[str, ...]] | None = None):
+        """``channels`` names each task label's input channels (default: one CT channel); the ViT
+        reads every modality on a channel of its own (CT first), so a frozen patch embedding sees CT
+        where it always did when PET/CT inputs arrive."""
         super().__init__()
+        channels = channels or {t: ("CT",) for t in kinds}
+        names = sorted({c for chans in channels.values() for c in chans}, key=lambda c: (c != "CT", c))
+        self.channel_index = {t: [names.index(c) for c in chans] for t, chans in channels.items()}
         side = shape[0]
         patch = side // GRID
         if len(set(shape)) != 1 or side % GRID or patch & (patch - 1):
             raise ValueError(f"the prompt ViT needs a cubic volume of side 4 * 2^k (16, 32, ...), got {shape}")
         self.kinds = dict(kinds)
-        self.vit = ViT(1, shape, patch, hidden_size=hidden, mlp_dim=2 * hidden, num_layers=layers,
+        self.vit = ViT(len(names), shape, patch, hidden_size=hidden, mlp_dim=2 * hidden, num_layers=layers,
                        num_heads=heads, classification=False)
         self.pool = PromptPool(pool_size, prompt_length, top_k, hidden)
         self.heads = nn.ModuleDict()
         for kind in dict.fromkeys(self.kinds.values()):
-            self.heads[kind] = TokenSegHead(hidden, patch) if kind == "segmentation" else nn.Linear(hidden, 1)
+            self.heads[kind] = TokenSegHead(hidden, patch, len(names)) if kind == "segmentation" else nn.Linear(hidden, 1)
         self.match_losses: list[tuple[torch.Tensor, int]] = []  # (loss, samples) of training forwards
 
     def _blocks(self, h: torch.Tensor) -> torch.Tensor:
@@ -104,7 +111,11 @@ class PromptViTNet(nn.Module):
 
     def forward(self, x: torch.Tensor, task_label: int = 0, text: torch.Tensor | None = None) -> torch.Tensor:
         """Output of the head of ``task_label``'s task kind; ``text`` is unused (image-only model)."""
-        tokens = self.vit.patch_embedding(x)
+        index = self.channel_index[int(task_label)]
+        x = x[:, : len(index)]
+        placed = x.new_zeros((x.shape[0], self.vit.patch_embedding.patch_embeddings.in_channels, *x.shape[2:]))
+        placed[:, index] = x
+        tokens = self.vit.patch_embedding(placed)
         prompts, match_loss, _ = self.pool.select(self.query(tokens.detach()))
         if self.training:
             self.match_losses.append((match_loss, len(x)))
@@ -112,5 +123,5 @@ class PromptViTNet(nn.Module):
         h = self._blocks(torch.cat([prompts, tokens], dim=1))
         kind = self.kinds[int(task_label)]
         if kind == "segmentation":
-            return self.heads[kind](h[:, n:], x)
+            return self.heads[kind](h[:, n:], placed)
         return self.heads[kind](h[:, :n].mean(dim=1)).squeeze(1)
