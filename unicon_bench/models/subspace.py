@@ -75,6 +75,20 @@ def _orthonormal(rows: torch.Tensor) -> torch.Tensor:
     return torch.linalg.qr(rows.T).Q.T
 
 
+def _right_singular(m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Singular values (descending) and right singular vectors (rows) of ``m``, from the smaller
+    Gram matrix's eigendecomposition (several times faster than an SVD at these sizes)."""
+    if m.shape[0] >= m.shape[1]:
+        evals, evecs = torch.linalg.eigh(m.T @ m)
+        evals, vh = evals.flip(0), evecs.flip(1).T
+    else:
+        evals, u = torch.linalg.eigh(m @ m.T)
+        evals, u = evals.flip(0), u.flip(1)
+        vh = u.T @ m / evals.clamp_min(1e-300).sqrt()[:, None]
+    s = evals.clamp_min(0).sqrt()
+    return s, vh
+
+
 def inflora_step(rows: torch.Tensor, memory: torch.Tensor | None, rank: int,
                  threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Design a new task's ``A`` and grow the memory from the task's input ``rows`` (``n x fan_in``).
@@ -89,7 +103,7 @@ def inflora_step(rows: torch.Tensor, memory: torch.Tensor | None, rank: int,
     d = rows.shape[1]
     memory = rows.new_zeros(d, 0) if memory is None else memory
     free = rows - (rows @ memory) @ memory.T
-    _, s, vh = torch.linalg.svd(free, full_matrices=False)
+    s, vh = _right_singular(free)
     total = float((rows ** 2).sum())
     n_free = int((s > 1e-6 * total ** 0.5).sum())  # directions with real energy, not round-off
     need = threshold * total - (total - float((free ** 2).sum()))  # energy still to capture
