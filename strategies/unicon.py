@@ -45,83 +45,44 @@ from typing import Literal
 
 import torch
 
-from unicon_bench.models.peft_net import FusionPrognosisHead, PeftNet
 from unicon_bench.registry import register_strategy
-from unicon_bench.training import AvalancheStrategy, BaseParams, TaskTemplate
+from unicon_bench.strategies._peft import FoundationStrategy, PeftParams
 
 
 @dataclass(frozen=True)
-class UniconParams(BaseParams):
+class UniconParams(PeftParams):
     peft: Literal["lora", "adapter"] = "lora"
-    # Rank 8 and a 3x learning rate for the PEFT stages: PEMMA's rank 4 at the stage-0 rate reached
-    # PET Dice 0.55 on ct_to_pet (seed 0) against 0.70 for this setting (README, "Measured here").
-    lora_rank: int = 8
-    lora_alpha: float = 16.0
     adapter_reduction: int = 4
-    fuse_text: bool = True
-    peft_lr_scale: float = 3.0  # learning-rate multiplier for the stages after stage 0
-
-
-class UniconTemplate(TaskTemplate):
-    """Trains the route of the current experience, whatever task label the stream gives."""
-
-    def train_routes(self) -> torch.Tensor:
-        return torch.full_like(self.mb_task_id, self.experience.current_experience)
 
 
 @register_strategy("unicon")
-class Unicon(AvalancheStrategy):
+class Unicon(FoundationStrategy):
     """UNICON: frozen foundation encoder + per-task LoRA/adapters, heads and modality stems."""
 
     family = "parameter-efficient"
     compatible = {"domain", "task", "modality"}
     trainable = "stage 0: all; then LoRA/adapters + new heads/stems only"
+    family = "parameter-efficient"
     params = UniconParams
-    template_cls = UniconTemplate
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # Provisional heads answer for experiences not trained yet; they are not part of the model.
-        self.provisional = {
-            i: (FusionPrognosisHead() if e.task == "prognosis" and self.p.fuse_text else self._head(e.task)).to(self.device)
-            for i, e in enumerate(self.spec.experiences)
-        }
-        self.model.provisional = self.provisional
-        self.model.input_channels = {i: e.channels for i, e in enumerate(self.spec.experiences)}
         self.prototypes: dict[int, torch.Tensor] = {}
         self.feature_scale: torch.Tensor | None = None
         self.routing_hits: dict[int, tuple[int, int]] = {}
         self._evaluating: int | None = None
 
-    @staticmethod
-    def _head(kind: str):
-        from unicon_bench.models.net import make_head
-
-        return make_head(kind, PeftNet().channels)
-
-    def build_model(self) -> PeftNet:
-        net = PeftNet(fuse_text=self.p.fuse_text)
-        first = self.spec.experiences[0]
-        net.add_route(0, first.task, first.modality, with_ct=first.with_ct)  # the foundation (stage 0), untrained yet
-        return net
-
-    def kinds(self) -> dict[int, str]:
-        return {i: e.task for i, e in enumerate(self.spec.experiences)}
+    def add_route(self, index: int, experience) -> None:
+        exp = self.spec.experiences[index]
+        self.model.add_route(
+            index, exp.task, exp.modality, peft=self.p.peft, rank=self.p.lora_rank,
+            alpha=self.p.lora_alpha, reduction=self.p.adapter_reduction, with_ct=exp.with_ct,
+        )
 
     def train(self, experience) -> None:
-        i = experience.current_experience
-        exp = self.spec.experiences[i]
-        if i not in self.model.routes:
-            self.model.add_route(
-                i, exp.task, exp.modality, peft=self.p.peft, rank=self.p.lora_rank,
-                alpha=self.p.lora_alpha, reduction=self.p.adapter_reduction, with_ct=exp.with_ct,
-            )
-        if i > 0:
-            for group in self.template.optimizer.param_groups:
-                group["lr"] = self.lr * self.p.peft_lr_scale
         super().train(experience)
         if not self.spec.task_identity_at_test:
-            self._add_prototype(i, experience.dataset)
+            self._add_prototype(experience.current_experience, experience.dataset)
 
     # -- routing without task identity -----------------------------------------------------------
     @torch.inference_mode()

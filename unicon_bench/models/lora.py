@@ -4,6 +4,8 @@
 :class:`LoRALayer`. Each wrapper holds any number of named low-rank updates; the one named by
 ``set_active(module, name)`` is added to the frozen base output, so one frozen network serves
 several tasks, each with its own adapter set (as PEFT's ``set_adapter`` does for transformers).
+Several names may be active at once: their updates are summed, which is how O-LoRA / InfLoRA answer
+every task with one merged model (``W0 + sum_t B_t A_t``) and how ``seq_lora`` keeps one set.
 
 A LoRA update is ``scale * B(A(x))``: ``A`` has the base layer's kernel, stride and padding and
 ``rank`` output channels (Kaiming-uniform init), ``B`` is a 1x1x1 projection to the base's output
@@ -14,6 +16,7 @@ channels, initialised to **zero**, so a new adapter starts as the identity of th
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -46,19 +49,32 @@ class LoRAUpdate(nn.Module):
         return self.up(self.down(x)) * self.scale
 
 
+    def down_rows(self) -> torch.Tensor:
+        """``A`` as a ``(rank, fan_in)`` matrix: each row is one direction of the input subspace
+        (for a convolution, a flattened kernel acting on the im2col patch of its input)."""
+        return self.down.weight.reshape(self.down.weight.shape[0], -1)
+
+    @torch.no_grad()
+    def set_down_rows(self, rows: torch.Tensor, trainable: bool = False) -> None:
+        """Set ``A`` from ``(rank, fan_in)`` rows (a designed subspace, InfLoRA) and (un)freeze it."""
+        self.down.weight.copy_(rows.reshape(self.down.weight.shape).to(self.down.weight))
+        self.down.weight.requires_grad_(trainable)
+
+
 class LoRALayer(nn.Module):
-    """A frozen-able base layer plus named LoRA updates; the active one is applied."""
+    """A frozen-able base layer plus named LoRA updates; the active ones are applied (summed)."""
 
     def __init__(self, base: nn.Module):
         super().__init__()
         self.base = base
         self.updates = nn.ModuleDict()
-        self.active: str | None = None
+        self.active: tuple[str, ...] = ()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.base(x)
-        if self.active is not None and self.active in self.updates:
-            y = y + self.updates[self.active](x)
+        for name in self.active:
+            if name in self.updates:
+                y = y + self.updates[name](x)
         return y
 
 
@@ -88,10 +104,28 @@ def add_lora(module: nn.Module, name: str, rank: int = 4, alpha: float = 8.0) ->
     return count
 
 
-def set_active(module: nn.Module, name: str | None) -> None:
-    """Select the update applied by every LoRALayer of ``module`` (None: the base alone)."""
+def set_active(module: nn.Module, name: str | Sequence[str] | None) -> None:
+    """Select the update(s) applied by every LoRALayer of ``module`` (None: the base alone).
+
+    A sequence of names sums those updates (one merged model for all tasks)."""
+    names = () if name is None else (name,) if isinstance(name, str) else tuple(name)
     for layer in lora_layers(module):
-        layer.active = name
+        layer.active = names
+
+
+def lora_names(module: nn.Module) -> list[str]:
+    """Names of the LoRA sets present in ``module``, in the order they were added."""
+    names: dict[str, None] = {}
+    for layer in lora_layers(module):
+        names.update(dict.fromkeys(layer.updates))
+    return list(names)
+
+
+def set_trainable(module: nn.Module, name: str, trainable: bool = True) -> None:
+    """(Un)freeze every update called ``name`` (e.g. one LoRA kept training across tasks)."""
+    for layer in lora_layers(module):
+        if name in layer.updates:
+            layer.updates[name].requires_grad_(trainable)
 
 
 class BottleneckAdapter(nn.Module):

@@ -7,6 +7,10 @@ reused head, if an earlier experience already trained a head of the same kind), 
 new modality, and a new head where no head of that kind exists. Nothing that an earlier route uses
 is ever updated, so earlier outputs stay bit-identical.
 
+``merged=True`` changes how routes read the LoRA sets: every route applies *all* sets at once (their
+sum), as O-LoRA / InfLoRA do at inference, and a set may be kept training across experiences
+(``add_route(..., lora_name="seq")``: the naive PEFT baseline). Earlier outputs then do change.
+
 The prognosis head fuses the image embedding with the report text (UNICON): an MLP adapter on the
 pooled image features, the built-in text encoder with its MLP adapter, and a fusion adapter.
 """
@@ -32,6 +36,15 @@ class PeftRoute:
     head: str
     peft: str | None  # name of the LoRA/adapter set, None = the stage-0 weights alone
     ct_stem: str | None = None  # PET + CT samples: the frozen CT stem also reads the CT channel
+
+
+def _ensure_lora(module: nn.Module, name: str, rank: int, alpha: float) -> None:
+    """Give ``module`` the LoRA set ``name``: a new one, or the existing one made trainable again."""
+    L.inject_lora(module)
+    if name in L.lora_names(module):
+        L.set_trainable(module, name)
+    else:
+        L.add_lora(module, name, rank, alpha)
 
 
 class FusionPrognosisHead(nn.Module):
@@ -66,10 +79,11 @@ class LevelAdapters(nn.Module):
 class PeftNet(nn.Module):
     """Frozen foundation encoder + per-route stems, PEFT sets and heads."""
 
-    def __init__(self, channels: tuple[int, ...] = CHANNELS, fuse_text: bool = True):
+    def __init__(self, channels: tuple[int, ...] = CHANNELS, fuse_text: bool = True, merged: bool = False):
         super().__init__()
         self.channels = tuple(channels)
         self.fuse_text = fuse_text
+        self.merged = merged
         self.encoder = Encoder3D(self.channels)
         self.stems = nn.ModuleDict()
         self.heads = nn.ModuleDict()
@@ -79,12 +93,16 @@ class PeftNet(nn.Module):
 
     # -- growing --------------------------------------------------------------------------------
     def add_route(self, index: int, kind: str, modality: str, peft: str = "lora", rank: int = 4,
-                  alpha: float = 8.0, reduction: int = 4, with_ct: bool = False) -> PeftRoute:
+                  alpha: float = 8.0, reduction: int = 4, with_ct: bool = False, lora_name: str | None = None,
+                  head_lora: bool = True) -> PeftRoute:
         """Add the modules of experience ``index``; the first route is the foundation (stage 0).
 
         ``with_ct``: the samples are (modality, CT) channel pairs. When a CT stem exists (PEMMA), the
         frozen CT stem reads the CT channel and a new stem reads the other one, added through a
         per-channel gate that starts at zero: the route starts as the CT model on the CT channel.
+        ``lora_name`` names the route's LoRA set (default ``exp<index>``); naming a set that exists
+        keeps it and makes it trainable again. ``head_lora=False`` leaves a reused head frozen
+        without a LoRA set of its own.
         """
         stage0 = not self.routes
         if not stage0:
@@ -101,13 +119,14 @@ class PeftNet(nn.Module):
             self.heads[head_key] = self._new_head(kind)
         peft_name = None
         if not stage0:
-            peft_name = f"exp{index}"
+            peft_name = lora_name or f"exp{index}"
             if peft == "lora":
-                L.inject_lora(self.encoder)
-                L.add_lora(self.encoder, peft_name, rank, alpha)
-                if any(r.head == head_key for r in self.routes.values()):
-                    L.inject_lora(self.heads[head_key])  # a reused head adapts through LoRA only
-                    L.add_lora(self.heads[head_key], peft_name, rank, alpha)
+                _ensure_lora(self.encoder, peft_name, rank, alpha)
+                if head_lora and any(r.head == head_key for r in self.routes.values()):
+                    # a reused head adapts through LoRA only
+                    _ensure_lora(self.heads[head_key], peft_name, rank, alpha)
+            elif peft == "adapter" and self.merged:
+                raise ValueError("merged LoRA sets need peft='lora'")
             elif peft == "adapter":
                 self.level_adapters[peft_name] = LevelAdapters(self.channels, reduction)
             else:
@@ -133,7 +152,7 @@ class PeftNet(nn.Module):
     # -- running --------------------------------------------------------------------------------
     def features(self, x: torch.Tensor, index: int) -> list[torch.Tensor]:
         route = self.routes[int(index)]
-        L.set_active(self, route.peft)
+        L.set_active(self, L.lora_names(self) if self.merged else route.peft)
         feats = self.encoder(self.stem_features(x, route))
         if route.peft in self.level_adapters:
             feats = self.level_adapters[route.peft](feats)
