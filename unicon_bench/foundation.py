@@ -36,7 +36,7 @@ from unicon_bench.models.weights import (
 )
 
 PRETRAIN_FORMAT = "unicon-bench-pretrain"
-PRETRAIN_META = "pretrain.json"
+PRETRAIN_META = "pretrain.yaml"  # not .json: result folders are scanned for *.json
 PRETRAIN_WEIGHTS = "foundation.pt"
 
 
@@ -62,8 +62,8 @@ def is_pretrain_dir(path: str | Path | None) -> bool:
 def read_pretrain_meta(path: str | Path) -> dict:
     p = Path(path).expanduser() / PRETRAIN_META
     try:
-        meta = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+        meta = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
         raise WeightsError(f"backbone_weights: cannot read {p}: {exc}") from None
     if not isinstance(meta, dict) or meta.get("format") != PRETRAIN_FORMAT:
         raise WeightsError(f"backbone_weights: {p} is not a unicon-bench pretrain checkpoint")
