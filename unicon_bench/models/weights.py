@@ -163,8 +163,9 @@ def check_freeze(policy: str) -> None:
 def apply_freeze(backbone, policy: str) -> int:
     """Freeze the backbone (``frozen``), its first N stages (``partial:N``) or nothing (``none``).
 
-    Frozen parameters stop requiring gradients; frozen batch-norm layers stop updating their
-    running statistics (momentum 0). Returns the number of frozen parameters.
+    Frozen parameters stop requiring gradients; frozen batch-norm layers stop tracking running
+    statistics (they normalise by the batch while training and by their stored statistics at
+    evaluation, which never change). Returns the number of frozen parameters.
     """
     from torch import nn
 
@@ -187,5 +188,5 @@ def apply_freeze(backbone, policy: str) -> int:
             frozen[id(p)] = p.numel()
         for sub in m.modules():
             if isinstance(sub, nn.modules.batchnorm._BatchNorm):
-                sub.momentum = 0.0
+                sub.track_running_stats = False
     return sum(frozen.values())
