@@ -117,7 +117,7 @@ class MLflowSink(Sink):
     def params(self, params):
         from mlflow.entities import Param
 
-        items = [Param(k, json.dumps(v, default=str)[:500]) for k, v in sorted(params.items())]
+        items = [Param(k, (v if isinstance(v, str) else json.dumps(v, default=str))[:500]) for k, v in sorted(params.items())]
         self.client.log_batch(self.run_id, params=items)
 
     def scalar(self, name, value, step):
