@@ -97,7 +97,10 @@ class MLflowSink(Sink):
     def __init__(self, out: Path, experiment: str, run_name: str, tags: dict[str, str]):
         import logging
 
-        from mlflow.tracking import MlflowClient
+        try:
+            from mlflow.tracking import MlflowClient
+        except ImportError:
+            raise LoggerError("--logger mlflow needs the MLflow client: pip install 'unicon-bench[mlflow]'") from None
 
         logging.getLogger("mlflow").setLevel(logging.WARNING)
         logging.getLogger("alembic").setLevel(logging.WARNING)
