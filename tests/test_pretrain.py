@@ -52,10 +52,18 @@ def test_sweep_shares_one_stage0(tmp_path, phantom_cache, torch_one_thread):
     assert (ckpt / "foundation.pt").stat().st_mtime_ns == mtime
 
 
-def test_stage0_checkpoint_is_a_plain_state_dict(tmp_path, phantom_cache, torch_one_thread):
-    from unicon_bench.pretrain import pretrain
+def test_pretrain_command_writes_a_plain_state_dict(tmp_path, phantom_cache, torch_one_thread):
+    from typer.testing import CliRunner
 
-    meta, folder = pretrain("ct_tasks", tmp_path / "ckpt", quick=True, overrides={"epochs": 1}, cache_dir=phantom_cache)
+    from unicon_bench.cli import app
+
+    folder = tmp_path / "ckpt"
+    args = ["pretrain", "--scenario", "ct_tasks", "--quick", "--out", str(folder), "--no-progress", "--set", "epochs=1"]
+    proc = CliRunner().invoke(app, args)
+    assert proc.exit_code == 0, proc.output
+    assert f"checkpoint: {folder}" in proc.stdout
+    meta = yaml.safe_load((folder / "pretrain.yaml").read_text())
+    assert meta["sha256"] == sha256(folder / "foundation.pt") and meta["epochs"] == 1
     state = torch.load(folder / "foundation.pt", weights_only=True)
     prefixes = {k.split(".")[0] for k in state}
     assert prefixes == {"encoder", "stem", "head"}
@@ -70,3 +78,7 @@ def test_stage0_checkpoint_is_a_plain_state_dict(tmp_path, phantom_cache, torch_
         cls, spec, params = resolve("naive", scenario, True, None, {"backbone_weights": str(folder), **extra})
         with pytest.raises(WeightsError, match=f"made for another set-up: .*{why}"):
             cls(params, build_stream(spec, cache_dir=phantom_cache))
+
+    # parameters that do not act on stage 0 are refused, in one line
+    proc = CliRunner().invoke(app, args[:-1] + ["lora_rank=4"])
+    assert proc.exit_code == 2 and "lora_rank" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
