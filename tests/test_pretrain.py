@@ -26,8 +26,9 @@ def test_sweep_shares_one_stage0(tmp_path, phantom_cache, torch_one_thread):
         "params": {s: {"epochs": 1} for s in ("naive", "unicon", "ewc")},
     }), encoding="utf-8")
     suite = load_suite(suite_file)
-    report = run_suite(suite, cache_dir=phantom_cache)
+    report = run_suite(suite, cache_dir=phantom_cache, loggers=["csv"])
     assert report.ok and len(report.completed) == 6, report.failed
+    assert len(list((tmp_path / "results" / "csv" / "ct_to_pet").rglob("*.csv"))) == 6  # --logger reaches every run
 
     ckpt = tmp_path / "results" / "pretrain" / "ct_to_pet-quick"
     meta = yaml.safe_load((ckpt / "pretrain.yaml").read_text())

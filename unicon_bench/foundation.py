@@ -71,11 +71,15 @@ def read_pretrain_meta(path: str | Path) -> dict:
 
 
 def check_params(params) -> None:
-    """Validate the foundation parameters without building anything (called by BaseParams)."""
+    """Validate the foundation parameters without building anything (called by BaseParams);
+    ``backbone_options`` is rewritten in its canonical form."""
     from unicon_bench.models.backbones import backbone_options
     from unicon_bench.models.weights import check_freeze, parse_rules
 
-    backbone_options(params.backbone, parse_options(params.backbone_options))
+    options = parse_options(params.backbone_options)
+    backbone_options(params.backbone, options)
+    if options:  # one spelling of the same options (JSON is YAML): results and sweeps compare it
+        object.__setattr__(params, "backbone_options", json.dumps(options, sort_keys=True))
     parse_rules(params.weights_map)
     check_freeze(params.freeze)
     if params.backbone_weights is not None and not Path(params.backbone_weights).expanduser().exists():

@@ -179,3 +179,13 @@ def test_partial_freeze_freezes_the_first_stages(phantom_cache, torch_one_thread
         make_strategy("naive", phantom_cache, freeze="partial:4")
     with pytest.raises(Exception, match="freeze must be none, frozen or partial:N"):
         make_strategy("naive", phantom_cache, freeze="half")
+
+
+def test_backbone_options_have_one_spelling():
+    from unicon_bench.training import BaseParams
+
+    a = BaseParams(backbone="swin_unetr", backbone_options="{window_size: 2,  feature_size: 24}")
+    b = BaseParams(backbone="swin_unetr", backbone_options={"feature_size": 24, "window_size": 2})
+    assert a.backbone_options == b.backbone_options == '{"feature_size": 24, "window_size": 2}'
+    with pytest.raises(Exception, match="YAML mapping"):
+        BaseParams(backbone_options="[1, 2]")
