@@ -80,6 +80,12 @@ def test_pretrain_command_writes_a_plain_state_dict(tmp_path, phantom_cache, tor
         with pytest.raises(WeightsError, match=f"made for another set-up: .*{why}"):
             cls(params, build_stream(spec, cache_dir=phantom_cache))
 
+    # a weights file that is not the one its metadata describes is refused
+    torch.save({k: v + 1 for k, v in state.items()}, folder / "foundation.pt")
+    cls, spec, params = resolve("naive", "ct_tasks", True, None, {"backbone_weights": str(folder)})
+    with pytest.raises(WeightsError, match="SHA-256 differs"):
+        cls(params, build_stream(spec, cache_dir=phantom_cache))
+
     # parameters that do not act on stage 0 are refused, in one line
     proc = CliRunner().invoke(app, args[:-1] + ["lora_rank=4"])
     assert proc.exit_code == 2 and "lora_rank" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

@@ -137,6 +137,9 @@ class Foundation:
             raise WeightsError(f"pretrain checkpoint {path} was made for another set-up: " + "; ".join(diff))
         file = path / PRETRAIN_WEIGHTS
         self.weights, self.sha256, self.kind = str(path), sha256_file(file), "pretrain"
+        if meta.get("sha256") not in (None, self.sha256):
+            raise WeightsError(f"pretrain checkpoint {path}: {PRETRAIN_WEIGHTS} is not the file {PRETRAIN_META} describes "
+                               "(its SHA-256 differs); run `unicon-bench pretrain` again")
         self.stage0 = read_state_dict(file)
         self.report = [f"stage 0 from {path} ({meta.get('strategy', 'unicon')} on {meta['experience']}, seed {meta.get('seed')})"]
 

@@ -112,7 +112,7 @@ def pretrain_folder(out: str | Path, scenario: str, quick: bool) -> Path:
     return Path(out) / "pretrain" / (get_scenario(scenario).name + ("-quick" if quick else ""))
 
 
-def ensure_pretrained(suite: Suite, out: str | Path, device: str = "cpu", cache_dir=None, reporter=None) -> dict[str, Path]:
+def ensure_pretrained(suite: Suite, out: str | Path, device: str = "cpu", cache_dir=None, console=None) -> dict[str, Path]:
     """Per scenario, the stage-0 checkpoint folder of a ``pretrain`` suite (trained unless reusable)."""
     from unicon_bench.pretrain import pretrain, reusable
 
@@ -121,8 +121,9 @@ def ensure_pretrained(suite: Suite, out: str | Path, device: str = "cpu", cache_
         folder = pretrain_folder(out, scenario, suite.quick)
         params, seed = suite.pretrain_params(), suite.pretrain_seed()
         if not reusable(folder, scenario, suite.quick, seed, params):
-            pretrain(scenario, folder, seed=seed, quick=suite.quick, device=device, overrides=params,
-                     reporter=reporter, cache_dir=cache_dir)
+            if console is not None:
+                console.print(f"pretraining stage 0 of {scenario} (seed {seed}) into {folder}")
+            pretrain(scenario, folder, seed=seed, quick=suite.quick, device=device, overrides=params, cache_dir=cache_dir)
         folders[scenario] = folder
     return folders
 
@@ -256,7 +257,7 @@ def run_suite(
     finds) each scenario's stage 0.
     """
     if suite.pretrain_params() is not None:
-        ensure_pretrained(suite, out if out is not None else suite.out, device=device, cache_dir=cache_dir)
+        ensure_pretrained(suite, out if out is not None else suite.out, device=device, cache_dir=cache_dir, console=console)
     report = plan(suite, out)
     progress = task = None
     if console is not None and report.todo:
