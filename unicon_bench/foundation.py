@@ -87,10 +87,18 @@ def check_params(params) -> None:
 
 
 def build_backbone(params, spec):
-    """The backbone named by ``params`` for the volumes of scenario ``spec``."""
+    """The backbone named by ``params`` for the volumes (and training patches) of scenario ``spec``."""
+    from unicon_bench.models.backbones import BackboneError, check_shape
     from unicon_bench.models.backbones import build_backbone as build
 
-    return build(params.backbone, spec.data.shape, parse_options(params.backbone_options))
+    shape, patch = tuple(spec.data.shape), getattr(spec.data, "patch", None)
+    net = build(params.backbone, shape, parse_options(params.backbone_options))
+    if patch is not None and tuple(patch) != shape:
+        if params.backbone == "vit":  # learned position embeddings fit one input size
+            raise BackboneError(f"backbone 'vit' takes one input size, but the scenario trains on {tuple(patch)} "
+                                f"patches of {shape} volumes; drop `patch` or choose another backbone")
+        check_shape(net, tuple(patch))
+    return net
 
 
 @dataclass
