@@ -57,20 +57,22 @@ class FoundationStrategy(AvalancheStrategy):
         super().__init__(*args, **kwargs)
         # Provisional heads answer for experiences not trained yet; they are not part of the model.
         self.provisional = {
-            i: (FusionPrognosisHead() if e.task == "prognosis" and self.p.fuse_text else self._head(e.task)).to(self.device)
+            i: (FusionPrognosisHead(self.model.channels[-1]) if e.task == "prognosis" and self.p.fuse_text
+                else self._head(e.task)).to(self.device)
             for i, e in enumerate(self.spec.experiences)
         }
         self.model.provisional = self.provisional
         self.model.input_channels = {i: e.channels for i, e in enumerate(self.spec.experiences)}
 
-    @staticmethod
-    def _head(kind: str):
+    def _head(self, kind: str):
         from unicon_bench.models.net import make_head
 
-        return make_head(kind, PeftNet().channels)
+        # Built on a throwaway backbone, as before backbones were selectable: the random stream
+        # behind every later initialisation (LoRA, new heads) stays that of earlier releases.
+        return make_head(kind, self.make_backbone())
 
     def build_model(self) -> PeftNet:
-        net = PeftNet(fuse_text=self.p.fuse_text, merged=self.merged)
+        net = PeftNet(fuse_text=self.p.fuse_text, merged=self.merged, encoder=self.make_backbone())
         first = self.spec.experiences[0]
         net.add_route(0, first.task, first.modality, with_ct=first.with_ct)  # the foundation (stage 0), untrained yet
         return net

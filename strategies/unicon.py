@@ -10,7 +10,10 @@ ours = our choice where both are silent):
    trained on the first experience. *Ours*: the foundation encoder is the model zoo's residual 3D
    U-Net encoder trained supervised on the first experience, not a CLIP-style ViT pre-trained on
    CT-RATE (no weights may be downloaded here); instance normalisation, so freezing it freezes
-   everything (no running statistics).
+   everything (no running statistics). Any backbone of the model zoo (``--set backbone=...``) and
+   user weights (``backbone_weights``) can stand in; ``freeze=frozen`` (or ``partial:N``) keeps
+   the given foundation (or its first N stages) frozen in stage 0 too, where only the stem and
+   the first head then train, and a ``unicon-bench pretrain`` folder replaces stage 0 altogether.
 2. Afterwards the encoder, every stem and every head are frozen (paper: no forgetting). Each later
    experience adds LoRA (PEMMA: rank 4, A random, B zero so it starts as the identity; *ours*:
    rank 8, alpha 16 and a 3x learning rate for the PEFT stages by default) across the

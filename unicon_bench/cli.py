@@ -40,6 +40,18 @@ class Device(str, Enum):
     cuda = "cuda"
 
 
+class Logger(str, Enum):
+    tensorboard = "tensorboard"
+    mlflow = "mlflow"
+    csv = "csv"
+
+
+LOGGER_HELP = (
+    "Send losses and the metric matrix to a tracker (repeatable): tensorboard (event files in OUT/tensorboard), "
+    "mlflow ($MLFLOW_TRACKING_URI, default a local store OUT/mlflow.db), csv (OUT/csv)."
+)
+
+
 class What(str, Enum):
     strategies = "strategies"
     scenarios = "scenarios"
@@ -62,8 +74,15 @@ def run(
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of strategy parameters."),
     cache_dir: Optional[Path] = typer.Option(None, help="Cache of phantoms and preprocessed manifest studies (default: $UNICON_BENCH_CACHE or the user cache)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+    logger: list[Logger] = typer.Option([], "--logger", help=LOGGER_HELP),
 ) -> None:
-    """Train STRATEGY over SCENARIO, evaluate after every experience, write the result JSON."""
+    """Train STRATEGY over SCENARIO, evaluate after every experience, write the result JSON.
+
+    Any strategy runs on any backbone (--set backbone=swin_unetr; unet, swin_unetr, vit, segresnet,
+    resnet) and can start from pretrained weights (--set backbone_weights=PATH: a state dict, a
+    .safetensors file, a MONAI bundle folder or a `unicon-bench pretrain` folder; --set
+    weights_map='module.->' strips a prefix) with --set freeze=frozen|partial:N|none.
+    """
     from unicon_bench.config import parse_overrides
 
     try:
@@ -88,6 +107,7 @@ def run(
         result, path = harness.run(
             strategy, scenario, seed=seed, out=out, quick=quick, device=device.value,
             config=str(config) if config else None, overrides=overrides, reporter=reporter, cache_dir=cache_dir,
+            loggers=[lg.value for lg in logger],
         )
     except UniconBenchError as exc:
         _fail(exc)
@@ -154,19 +174,63 @@ def sweep(
     device: Device = typer.Option(Device.cpu, help="Torch device; cuda trains and evaluates in bfloat16 mixed precision."),
     cache_dir: Optional[Path] = typer.Option(None, help="Phantom cache folder (default: $UNICON_BENCH_CACHE or the user cache)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the overall progress bar."),
+    logger: list[Logger] = typer.Option([], "--logger", help=LOGGER_HELP),
 ) -> None:
-    """Run strategies x scenarios x seeds of a SUITE; skip runs already done; exit 1 if any run failed."""
+    """Run strategies x scenarios x seeds of a SUITE; skip runs already done; exit 1 if any run failed.
+
+    With `pretrain: true` in the suite, stage 0 of each scenario is trained once (OUT/pretrain/...)
+    and every strategy starts from it instead of training the first experience itself.
+    """
     from rich.console import Console
 
     from unicon_bench.sweep import load_suite, run_suite, summary_lines
 
     try:
         report = run_suite(load_suite(suite), out=out, device=device.value, cache_dir=cache_dir,
-                           console=Console(stderr=True) if progress else None)
+                           console=Console(stderr=True) if progress else None, loggers=[lg.value for lg in logger])
     except UniconBenchError as exc:
         _fail(exc)
     typer.echo("\n".join(summary_lines(report)))
     raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def pretrain(
+    scenario: str = typer.Option(..., "--scenario", "-c", help="Scenario name or path to a scenario YAML."),
+    out: Path = typer.Option(..., "--out", help="Folder for the checkpoint (foundation.pt + pretrain.yaml)."),
+    seed: int = typer.Option(0, help="Seed of initialisation, data order and training."),
+    quick: bool = typer.Option(False, "--quick", help="The scenario's quick version (16^3 volumes, few epochs)."),
+    device: Device = typer.Option(Device.cpu, help="Torch device."),
+    set_: list[str] = typer.Option([], "--set", help="Stage-0 parameter: epochs, lr, batch_size, weight_decay, "
+                                   "backbone, backbone_options, backbone_weights, weights_map, weights_ignore, freeze."),
+    cache_dir: Optional[Path] = typer.Option(None, help="Phantom cache folder (default: $UNICON_BENCH_CACHE or the user cache)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+) -> None:
+    """Train the stage-0 foundation model (UNICON's stage 0 on the first experience) once and save it.
+
+    Then `--set backbone_weights=OUT` makes any strategy start from it instead of training the first
+    experience itself (a sweep does so with `pretrain: true`).
+    """
+    from unicon_bench.config import parse_overrides
+
+    try:
+        from unicon_bench.pretrain import pretrain as train_stage0
+
+        reporter = None
+        if progress:
+            from rich.console import Console
+
+            from unicon_bench.progress import RichReporter
+
+            reporter = RichReporter(Console(stderr=True))
+        meta, folder = train_stage0(scenario, out, seed=seed, quick=quick, device=device.value,
+                                    overrides=parse_overrides(set_), reporter=reporter, cache_dir=cache_dir)
+    except UniconBenchError as exc:
+        _fail(exc)
+    s = meta["score"]
+    typer.echo(f"stage 0: {meta['experience']} ({meta['backbone']}), {s['metric']} {s['value']}, "
+               f"{meta['train_time_s']:.1f} s; sha256 {meta['sha256'][:16]}...")
+    typer.echo(f"checkpoint: {folder}")
 
 
 class Format(str, Enum):

@@ -105,3 +105,17 @@ def build_params(params_cls: type, values: dict[str, Any]) -> Any:
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"invalid parameters for {params_cls.__name__}: {exc}") from None
     return params
+
+
+FOUNDATION_FIELDS = ("backbone", "backbone_options", "backbone_weights", "weights_map", "weights_ignore", "freeze")
+
+
+def recorded_params(params: Any) -> dict[str, Any]:
+    """A params dataclass as result files record it: the foundation fields (``BaseParams``) at their
+    default are left out, so results of the default set-up read as those written before backbones
+    were selectable (and sweeps still find them)."""
+    out = dataclasses.asdict(params)
+    for f in dataclasses.fields(params):
+        if f.name in FOUNDATION_FIELDS and out[f.name] == f.default:
+            del out[f.name]
+    return out

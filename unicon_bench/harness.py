@@ -7,7 +7,6 @@ transfer), derives the continual-learning summary and the cost, and writes the r
 
 from __future__ import annotations
 
-import dataclasses
 import platform
 import random
 import resource
@@ -21,7 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from unicon_bench.config import build_params, load_config_file
+from unicon_bench.config import build_params, load_config_file, recorded_params
 from unicon_bench.errors import IncompatibleError
 from unicon_bench.registry import STRATEGIES
 from unicon_bench.results import (
@@ -152,13 +151,21 @@ def run(
     overrides: dict[str, Any] | None = None,
     reporter: Reporter | None = None,
     cache_dir: str | Path | None = None,
+    loggers: list[str] | None = None,
 ) -> tuple[RunResult, Path]:
-    """Train ``strategy`` over ``scenario`` and write the result file; returns it and its path."""
+    """Train ``strategy`` over ``scenario`` and write the result file; returns it and its path.
+
+    ``loggers`` (``tensorboard``, ``mlflow``, ``csv``) receive the losses and the matrix as it fills.
+    """
     reporter = reporter or SilentReporter()
     cls, spec, params = resolve(strategy, scenario, quick, config, overrides or {})
     started = datetime.now(timezone.utc)
+    run_id = f"s{seed}-{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     t0 = time.perf_counter()
     seed_everything(seed)
+    from unicon_bench.loggers import open_trackers
+
+    tracker = open_trackers(loggers or [], out, run_id, spec, strategy, seed, recorded_params(params))
 
     from unicon_bench.data.streams import build_stream
     from unicon_bench.metrics import continual
@@ -179,15 +186,22 @@ def run(
         return row
 
     init_row = evaluate_all("untrained model")
+    tracker.row(-1, init_row)
     matrix, trainable, train_time = [], [], []
     for i, exp in enumerate(stream.train_stream):
         reporter.phase(f"train {i + 1}/{n} {spec.experiences[i].name}", 0)
-        strat.on_step = lambda done, total, loss: reporter.advance(done, total, f"loss {loss:.3f}")
+
+        def on_step(done, total, loss, i=i):
+            reporter.advance(done, total, f"loss {loss:.3f}")
+            tracker.loss(i, loss)
+
+        strat.on_step = on_step
         t_train = time.perf_counter()
         strat.train(exp)
         train_time.append(time.perf_counter() - t_train)
         trainable.append(int(strat.last_trainable_params()))
         matrix.append(evaluate_all(f"after {spec.experiences[i].name}"))
+        tracker.row(i, matrix[-1])
     reporter.done()
 
     summary = {k: clean_float(v) for k, v in continual.summarize(matrix, init_row).items()}
@@ -199,7 +213,7 @@ def run(
     finished = datetime.now(timezone.utc)
     result = RunResult(
         schema_version=SCHEMA_VERSION,
-        run_id=f"s{seed}-{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}",
+        run_id=run_id,
         started=started.isoformat(),
         finished=finished.isoformat(),
         scenario={
@@ -211,7 +225,7 @@ def run(
             "metrics": [METRIC_OF_TASK[k] for k in kinds],
             "quick": quick,
         },
-        strategy={"name": strategy, "params": dataclasses.asdict(params)},
+        strategy={"name": strategy, "params": recorded_params(params)},
         seed=seed,
         matrix=entries,
         summary=summary,
@@ -222,10 +236,13 @@ def run(
             "train_time_s": train_time,
             "peak_rss_mb": peak_rss_mb(),
             "buffer_bytes": int(strat.buffer_bytes()),
+            **strat.cost_fields(),
         },
         env=environment(device),
         extras=strat.extras(),
     )
-    return result, write_result(result, out)
+    path = write_result(result, out)
+    tracker.finish(result, path)
+    return result, path
 
 

@@ -33,4 +33,7 @@ def summary_table(result: RunResult) -> Table:
         f"trainable params per exp {c.trainable_params} of {c.total_params} | "
         f"wall {c.wall_time_s:.1f}s | peak RSS {c.peak_rss_mb:.0f} MB | buffer {c.buffer_bytes} B"
     )
+    if c.weights_sha256 or (c.frozen and c.frozen != "none"):
+        weights = f"weights {c.backbone_weights} (sha256 {c.weights_sha256[:12]}) | " if c.weights_sha256 else ""
+        table.caption += f"\n{weights}backbone frozen: {c.frozen} ({c.frozen_params} params)"
     return table

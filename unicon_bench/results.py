@@ -68,6 +68,12 @@ class Cost(_Model):
     train_time_s: list[float]
     peak_rss_mb: float
     buffer_bytes: int
+    backbone_weights: str | None = Field(None, description="pretrained weights given (file, bundle or pretrain folder)")
+    weights_sha256: str | None = Field(None, description="SHA-256 of the weights file loaded")
+    weights_kind: Literal["state_dict", "safetensors", "monai_bundle", "pretrain"] | None = None
+    weights_report: list[str] | None = Field(None, description="tensors loaded, keys missing/unexpected")
+    frozen: str | None = Field(None, description="freeze policy of the backbone: none, frozen or partial:N")
+    frozen_params: int | None = Field(None, description="backbone parameters frozen by that policy")
 
 
 class Env(_Model):

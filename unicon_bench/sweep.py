@@ -10,16 +10,22 @@ A suite file looks like::
     out: results/              # relative to the working directory
     params:                    # optional, per strategy
       replay: {mem_size: 50}
+    pretrain: true             # optional: train stage 0 once per scenario, every strategy reuses it
+                               # (or a mapping: {seed: 0, backbone: swin_unetr, epochs: 20, ...})
 
 Sweeps are resumable: a run is skipped when ``<out>/<scenario>/<strategy>/`` already holds a valid
 result with the same scenario name and version, strategy name, seed, quick flag and parameters.
 Incompatible strategy x scenario pairs are listed as skipped, not failed; a failing run is recorded
 and the others still run.
+
+With ``pretrain``, stage 0 of each scenario (``unicon_bench.pretrain``) is trained once into
+``<out>/pretrain/<scenario>[-quick]/`` (kept and reused by a resumed sweep) and every strategy gets
+``backbone_weights`` = that folder (and the pretrain's ``backbone``/``backbone_options``), so no run
+trains the first experience itself.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import traceback
 from dataclasses import dataclass, field
@@ -29,6 +35,7 @@ from typing import Any, Callable, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from unicon_bench import harness
+from unicon_bench.config import recorded_params
 from unicon_bench.errors import ConfigError, IncompatibleError, UniconBenchError
 from unicon_bench.fileio import read_yaml_mapping, validate
 from unicon_bench.registry import list_strategies
@@ -48,6 +55,16 @@ class Suite(BaseModel):
     quick: bool = False
     out: str = "results"
     params: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    pretrain: bool | dict[str, Any] = Field(False, description="train stage 0 once per scenario and share it")
+
+    def pretrain_params(self) -> dict[str, Any] | None:
+        """Stage-0 parameters (``seed`` taken out), or None without ``pretrain``."""
+        if self.pretrain is False:
+            return None
+        return {k: v for k, v in (self.pretrain if isinstance(self.pretrain, dict) else {}).items() if k != "seed"}
+
+    def pretrain_seed(self) -> int:
+        return int(self.pretrain.get("seed", 0)) if isinstance(self.pretrain, dict) else 0
 
     def strategy_names(self) -> list[str]:
         return list_strategies() if self.strategies == "all" else list(self.strategies)
@@ -76,7 +93,51 @@ def load_suite(path: str | Path) -> Suite:
     extra = sorted(set(suite.params) - set(suite.strategy_names()))
     if extra:
         raise ConfigError(f"invalid suite {path}: params given for strategies not in the suite: {', '.join(extra)}")
+    if suite.pretrain_params() is not None:
+        from unicon_bench.pretrain import STAGE0_KEYS
+
+        bad = sorted(set(suite.pretrain_params()) - set(STAGE0_KEYS))
+        clash = sorted(s for s, p in suite.params.items() if "backbone_weights" in p)
+        if bad:
+            raise ConfigError(f"invalid suite {path}: pretrain: unknown key(s) {', '.join(bad)}; known: seed, {', '.join(STAGE0_KEYS)}")
+        if clash:
+            raise ConfigError(f"invalid suite {path}: pretrain gives every strategy its backbone_weights; "
+                              f"remove backbone_weights from the params of {', '.join(clash)}")
     return suite
+
+
+def pretrain_folder(out: str | Path, scenario: str, quick: bool) -> Path:
+    from unicon_bench.scenario import get_scenario
+
+    return Path(out) / "pretrain" / (get_scenario(scenario).name + ("-quick" if quick else ""))
+
+
+def ensure_pretrained(suite: Suite, out: str | Path, device: str = "cpu", cache_dir=None, console=None) -> dict[str, Path]:
+    """Per scenario, the stage-0 checkpoint folder of a ``pretrain`` suite (trained unless reusable)."""
+    from unicon_bench.pretrain import pretrain, reusable
+
+    folders = {}
+    for scenario in suite.scenario_names():
+        folder = pretrain_folder(out, scenario, suite.quick)
+        params, seed = suite.pretrain_params(), suite.pretrain_seed()
+        if not reusable(folder, scenario, suite.quick, seed, params):
+            if console is not None:
+                console.print(f"pretraining stage 0 of {scenario} (seed {seed}) into {folder}")
+            pretrain(scenario, folder, seed=seed, quick=suite.quick, device=device, overrides=params, cache_dir=cache_dir)
+        folders[scenario] = folder
+    return folders
+
+
+def _overrides(suite: Suite, strategy: str, scenario: str, out: Path) -> dict[str, Any]:
+    """A strategy's parameters in the suite, plus the shared stage 0 of a ``pretrain`` suite."""
+    overrides = dict(suite.params.get(strategy, {}))
+    stage0 = suite.pretrain_params()
+    if stage0 is not None:
+        overrides["backbone_weights"] = str(pretrain_folder(out, scenario, suite.quick))
+        for key in ("backbone", "backbone_options"):
+            if key in stage0:
+                overrides[key] = stage0[key]
+    return overrides
 
 
 @dataclass(frozen=True)
@@ -144,7 +205,7 @@ def plan(suite: Suite, out: str | Path | None = None) -> SweepReport:
     report = SweepReport(suite=suite.name, out=out_dir)
     for scenario in suite.scenario_names():
         for strategy in suite.strategy_names():
-            overrides = dict(suite.params.get(strategy, {}))
+            overrides = _overrides(suite, strategy, scenario, out_dir)
             try:
                 _cls, spec, params = harness.resolve(strategy, scenario, suite.quick, None, overrides)
             except IncompatibleError as exc:
@@ -152,7 +213,7 @@ def plan(suite: Suite, out: str | Path | None = None) -> SweepReport:
                 continue
             except UniconBenchError as exc:
                 raise ConfigError(f"suite '{suite.name}': {strategy} on {scenario}: {exc}") from None
-            existing = find_existing(out_dir, spec, strategy, suite.quick, dataclasses.asdict(params))
+            existing = find_existing(out_dir, spec, strategy, suite.quick, recorded_params(params))
             for seed in suite.seed_list():
                 run = PlannedRun(strategy, scenario, seed, overrides)
                 done = existing.get(seed)
@@ -187,11 +248,16 @@ def run_suite(
     device: str = "cpu",
     cache_dir: str | Path | None = None,
     console=None,
+    loggers: list[str] | None = None,
 ) -> SweepReport:
     """Run every planned run not done yet; failures are recorded, not raised.
 
     With a rich ``console`` an overall progress bar shows the runs done and the current phase.
+    ``loggers`` go to every run (``unicon_bench.loggers``). A ``pretrain`` suite first trains (or
+    finds) each scenario's stage 0.
     """
+    if suite.pretrain_params() is not None:
+        ensure_pretrained(suite, out if out is not None else suite.out, device=device, cache_dir=cache_dir, console=console)
     report = plan(suite, out)
     progress = task = None
     if console is not None and report.todo:
@@ -220,7 +286,7 @@ def run_suite(
             try:
                 _result, path = harness.run(
                     run.strategy, run.scenario, seed=run.seed, out=report.out, quick=suite.quick, device=device,
-                    overrides=run.overrides, reporter=reporter, cache_dir=cache_dir,
+                    overrides=run.overrides, reporter=reporter, cache_dir=cache_dir, loggers=loggers,
                 )
                 report.completed.append((run, path))
             except Exception as exc:  # noqa: BLE001 - one failing run must not stop the sweep

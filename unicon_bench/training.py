@@ -28,12 +28,26 @@ with warnings.catch_warnings():
 
 @dataclass(frozen=True)
 class BaseParams:
-    """Hyper-parameters every strategy has; ``None`` means the scenario's training budget."""
+    """Hyper-parameters every strategy has; ``None`` means the scenario's training budget.
+
+    The foundation model (``unicon_bench.foundation``): ``backbone`` (a name from
+    ``unicon_bench.models.backbones``), ``backbone_options`` (YAML mapping of builder options),
+    ``backbone_weights`` (state dict, safetensors file, MONAI bundle folder or ``unicon-bench
+    pretrain`` folder), ``weights_map`` (prefix rules ``OLD->NEW``, comma-separated),
+    ``weights_ignore`` (globs of keys allowed to be missing/unexpected) and ``freeze``
+    (``none`` | ``frozen`` | ``partial:N``).
+    """
 
     epochs: int | None = None
     lr: float | None = None
     batch_size: int | None = None
     weight_decay: float = 0.0
+    backbone: str = "unet"
+    backbone_options: str = ""
+    backbone_weights: str | None = None
+    weights_map: str = ""
+    weights_ignore: str = ""
+    freeze: str = "none"
 
     def __post_init__(self):
         for name in ("epochs", "lr", "batch_size"):
@@ -42,6 +56,9 @@ class BaseParams:
                 raise ValueError(f"{name} must be positive (or none for the scenario's budget), got {value}")
         if not self.weight_decay >= 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        from unicon_bench.foundation import check_params
+
+        check_params(self)
 
 
 def autocast(device: torch.device):
@@ -220,6 +237,10 @@ class Strategy:
         """Strategy-specific facts for the result file (e.g. routing accuracy)."""
         return {}
 
+    def cost_fields(self) -> dict:
+        """Optional cost fields of the result (pretrained weights and their hash, what was frozen)."""
+        return {}
+
 
 def quiet_evaluator():
     """Avalanche's evaluator with no loggers: the harness does its own evaluation and printing."""
@@ -239,7 +260,10 @@ class AvalancheStrategy(Strategy):
 
     def __init__(self, params: BaseParams, stream: Stream, device: str = "cpu"):
         super().__init__(params, stream, device)
+        from unicon_bench.foundation import Foundation
+
         self.model = self.build_model().to(self.device)
+        self.foundation = Foundation.prepare(self.model, self.p, self.spec)
         self.progress = ProgressPlugin(self._step)
         self.template = self.make_template(self.model)
 
@@ -253,7 +277,13 @@ class AvalancheStrategy(Strategy):
         routes = [(e.task, e.modality, len(e.channels)) for e in self.spec.experiences]
         if not self.spec.task_identity_at_test:
             routes = routes[:1]  # one task label: the stream gives no identity
-        return MultiTaskNet.for_experiences(routes)
+        return MultiTaskNet.for_experiences(routes, encoder=self.make_backbone())
+
+    def make_backbone(self) -> torch.nn.Module:
+        """The backbone the parameters name, for this scenario's volumes."""
+        from unicon_bench.foundation import build_backbone
+
+        return build_backbone(self.p, self.spec)
 
     def plugins(self) -> list[Any]:
         return []
@@ -274,7 +304,20 @@ class AvalancheStrategy(Strategy):
         )
 
     def train(self, experience) -> None:
+        if experience.current_experience == 0 and self.foundation.stage0 is not None:
+            # Stage 0 comes from a pretrain checkpoint: no training step, but the plugins' hooks
+            # (EWC's Fisher, replay's buffer, ...) still see the first experience.
+            self.foundation.load_stage0(self.model)
+            epochs, self.template.train_epochs = self.template.train_epochs, 0
+            try:
+                self.template.train(experience, num_workers=0)
+            finally:
+                self.template.train_epochs = epochs
+            return
         self.template.train(experience, num_workers=0)
+
+    def cost_fields(self) -> dict:
+        return self.foundation.cost_fields()
 
     def eval_model(self, experience) -> torch.nn.Module:
         return self.model

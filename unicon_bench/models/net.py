@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from unicon_bench.models.unet import CHANNELS, Encoder3D, GlobalHead, SegDecoder, stem
+from unicon_bench.models.unet import CHANNELS, Encoder3D, GlobalHead, SegDecoder
 
 
 @dataclass(frozen=True)
@@ -26,10 +26,12 @@ class Route:
     in_channels: int = 1  # 2 for PET samples that carry the co-registered CT
 
 
-def make_head(kind: str, channels: tuple[int, ...]) -> nn.Module:
-    """The head for a task kind: pixel decoder for segmentation, MLP otherwise."""
+def make_head(kind: str, backbone: nn.Module | tuple[int, ...], light: bool = False) -> nn.Module:
+    """The head for a task kind on ``backbone`` (or the default U-Net's ``channels``): the
+    backbone's pixel decoder for segmentation, an MLP on the pooled deepest features otherwise."""
+    channels = tuple(backbone) if isinstance(backbone, (tuple, list)) else backbone.channels
     if kind == "segmentation":
-        return SegDecoder(channels)
+        return SegDecoder(channels, light=light) if isinstance(backbone, (tuple, list)) else backbone.make_seg_decoder(light)
     if kind in ("classification", "prognosis"):
         return GlobalHead(channels[-1])
     raise ValueError(f"unknown task kind {kind!r}")
@@ -38,21 +40,22 @@ def make_head(kind: str, channels: tuple[int, ...]) -> nn.Module:
 class MultiTaskNet(nn.Module):
     """Shared 3D encoder with per-modality stems and per-route heads.
 
-    ``forward(x, task_label)`` runs a batch that belongs to one task label.
+    ``forward(x, task_label)`` runs a batch that belongs to one task label. ``encoder`` is any
+    backbone of ``unicon_bench.models.backbones`` (default: the residual U-Net of ``channels``).
     """
 
-    def __init__(self, routes: dict[int, Route], channels: tuple[int, ...] = CHANNELS):
+    def __init__(self, routes: dict[int, Route], channels: tuple[int, ...] = CHANNELS, encoder: nn.Module | None = None):
         super().__init__()
-        self.channels = tuple(channels)
         self.routes = dict(routes)
-        self.encoder = Encoder3D(self.channels)
+        self.encoder = encoder if encoder is not None else Encoder3D(tuple(channels))
+        self.channels = tuple(self.encoder.channels)
         self.stems = nn.ModuleDict()
         self.heads = nn.ModuleDict()
         for route in self.routes.values():
             if route.stem not in self.stems:
-                self.stems[route.stem] = stem(route.in_channels, self.channels[0])
+                self.stems[route.stem] = self.encoder.make_stem(route.in_channels)
             if route.head not in self.heads:
-                self.heads[route.head] = make_head(route.kind, self.channels)
+                self.heads[route.head] = make_head(route.kind, self.encoder)
 
     @classmethod
     def for_experiences(
@@ -61,6 +64,7 @@ class MultiTaskNet(nn.Module):
         channels: tuple[int, ...] = CHANNELS,
         head_per: str = "kind",
         stem_per_modality: bool = False,
+        encoder: nn.Module | None = None,
     ) -> "MultiTaskNet":
         """Build routes from ``[(task_kind, modality[, in_channels]), ...]`` indexed by task label.
 
@@ -76,7 +80,7 @@ class MultiTaskNet(nn.Module):
             if in_channels != 1:
                 stem_key = f"{stem_key}x{in_channels}"
             routes[t] = Route(kind, modality, head, stem_key, in_channels)
-        return cls(routes, channels)
+        return cls(routes, channels, encoder)
 
     def features(self, x: torch.Tensor, task_label: int) -> list[torch.Tensor]:
         route = self.routes[int(task_label)]

@@ -25,7 +25,7 @@ from torch import nn
 from unicon_bench.models import lora as L
 from unicon_bench.models.net import make_head
 from unicon_bench.models.text import TextEncoder, mlp_adapter
-from unicon_bench.models.unet import CHANNELS, Encoder3D, SegDecoder, global_pool, stem
+from unicon_bench.models.unet import CHANNELS, Encoder3D, global_pool
 
 
 @dataclass(frozen=True)
@@ -79,12 +79,13 @@ class LevelAdapters(nn.Module):
 class PeftNet(nn.Module):
     """Frozen foundation encoder + per-route stems, PEFT sets and heads."""
 
-    def __init__(self, channels: tuple[int, ...] = CHANNELS, fuse_text: bool = True, merged: bool = False):
+    def __init__(self, channels: tuple[int, ...] = CHANNELS, fuse_text: bool = True, merged: bool = False,
+                 encoder: nn.Module | None = None):
         super().__init__()
-        self.channels = tuple(channels)
         self.fuse_text = fuse_text
         self.merged = merged
-        self.encoder = Encoder3D(self.channels)
+        self.encoder = encoder if encoder is not None else Encoder3D(tuple(channels))
+        self.channels = tuple(self.encoder.channels)
         self.stems = nn.ModuleDict()
         self.heads = nn.ModuleDict()
         self.level_adapters = nn.ModuleDict()
@@ -110,9 +111,9 @@ class PeftNet(nn.Module):
         ct_stem = "CT" if with_ct and "CT" in self.stems else None
         stem_key = modality if not with_ct else f"{modality}+CT" if ct_stem else f"{modality}x2"
         if stem_key not in self.stems:
-            self.stems[stem_key] = stem(2 if with_ct and not ct_stem else 1, self.channels[0])
+            self.stems[stem_key] = self.encoder.make_stem(2 if with_ct and not ct_stem else 1)
             if ct_stem:
-                self.stem_gates[stem_key] = nn.Parameter(torch.zeros(1, self.channels[0], 1, 1, 1))
+                self.stem_gates[stem_key] = nn.Parameter(torch.zeros(1, self.encoder.stem_channels, 1, 1, 1))
         head_key = next((r.head for r in self.routes.values() if r.kind == kind), None)
         if head_key is None:
             head_key = f"{kind}_{index}"
@@ -140,9 +141,8 @@ class PeftNet(nn.Module):
     def _new_head(self, kind: str) -> nn.Module:
         if kind == "prognosis" and self.fuse_text:
             return FusionPrognosisHead(self.channels[-1])
-        if kind == "segmentation" and self.routes:  # on a frozen encoder: the light decoder
-            return SegDecoder(self.channels, light=True)
-        return make_head(kind, self.channels)
+        # On a frozen encoder a segmentation head is the light decoder.
+        return make_head(kind, self.encoder, light=kind == "segmentation" and bool(self.routes))
 
     def freeze(self) -> None:
         """Freeze every parameter that exists now (called before a new route adds its own)."""

@@ -52,6 +52,29 @@ class Encoder3D(nn.Module):
     def out_channels(self) -> int:
         return self.channels[-1]
 
+    # -- the backbone interface (``unicon_bench.models.backbones``) -------------------------------
+    def make_stem(self, in_channels: int = 1) -> nn.Module:
+        return stem(in_channels, self.channels[0])
+
+    @property
+    def stem_channels(self) -> int:
+        """Channels a stem hands to the encoder."""
+        return self.channels[0]
+
+    def make_seg_decoder(self, light: bool = False) -> nn.Module:
+        return SegDecoder(self.channels, self.strides, light=light)
+
+    def stages(self) -> list[tuple[nn.Module, ...]]:
+        return [(level,) for level in self.levels]
+
+    @property
+    def divisor(self) -> int:
+        """Volume sides must be multiples of this (stem and level strides, undone by the decoder)."""
+        d = STEM_STRIDE
+        for s in self.strides:
+            d *= s
+        return d
+
 
 class SegDecoder(nn.Module):
     """Pixel decoder: concatenate the skip, transposed convolution up; 1-channel logits at input size."""
