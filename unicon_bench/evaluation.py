@@ -15,6 +15,18 @@ from unicon_bench.metrics.evaluate import Evaluation, Targets, evaluate, needs_t
 from unicon_bench.results import METRIC_OF_TASK, clean_float
 
 
+def _no_rng(fn, *args):
+    """``fn(*args)`` without advancing torch's global RNG (a DataLoader draws a seed from it).
+
+    The extra work of the metrics (the prognosis training split) must not change what the strategy
+    trains afterwards: runs stay bit-identical to runs made with the primary metrics only.
+    """
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        return fn(*args)
+
+
 def _dataset_targets(experience):
     import torch
 
@@ -37,7 +49,7 @@ class Evaluator:
         self.train_exps: list[Any] = []
         for j, exp in enumerate(self.evals):
             mask, clinical = _dataset_targets(exp)
-            train_clinical = _dataset_targets(trains[j])[1] if self.kinds[j] == "prognosis" else None
+            train_clinical = _no_rng(_dataset_targets, trains[j])[1] if self.kinds[j] == "prognosis" else None
             options = resolve_options(self.kinds[j], spec.evaluation, spacing[j], train_clinical)
             self.targets.append(Targets(self.kinds[j], mask, clinical, tuple(spacing[j]), train_clinical, options))
             self.train_exps.append(trains[j] if needs_train_output(self.kinds[j], options) else None)
@@ -52,7 +64,7 @@ class Evaluator:
         out = []
         for j, exp in enumerate(self.evals):
             # the training split first: a strategy may keep facts of its latest prediction (UNICON's routing)
-            train_output = strategy.predict(self.train_exps[j]) if self.train_exps[j] is not None else None
+            train_output = _no_rng(strategy.predict, self.train_exps[j]) if self.train_exps[j] is not None else None
             out.append(evaluate(strategy.predict(exp), self.targets[j], train_output))
             if reporter is not None:
                 reporter.advance(j + 1, n)
