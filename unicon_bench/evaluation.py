@@ -2,12 +2,13 @@
 
 The harness builds one ``Evaluator`` per run and calls ``row`` after each training experience (and
 once for the untrained model). Targets, voxel spacing and the resolved evaluation settings are
-prepared once. For prognosis experiences the model also predicts the experience's training split,
-whose risks fit the Breslow baseline hazard of the integrated Brier score.
+prepared once. For prognosis experiences the model also predicts the first training subjects of the
+experience, whose risks fit the Breslow baseline hazard of the integrated Brier score.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from typing import Any
 
@@ -35,6 +36,15 @@ def _dataset_targets(experience):
     return torch.cat(masks), torch.cat(clinical)
 
 
+def _head(experience, k: int | None):
+    """The experience restricted to its first ``k`` samples (all if ``k`` is None or larger)."""
+    if k is None or k >= len(experience.dataset):
+        return experience
+    head = copy.copy(experience)
+    head._dataset = experience.dataset.subset(range(k))  # Avalanche experiences have no dataset setter
+    return head
+
+
 class Evaluator:
     """Targets and settings of each eval experience; ``row`` evaluates a strategy on all of them."""
 
@@ -52,11 +62,12 @@ class Evaluator:
             train_clinical = _no_rng(_dataset_targets, trains[j])[1] if self.kinds[j] == "prognosis" else None
             options = resolve_options(self.kinds[j], spec.evaluation, spacing[j], train_clinical)
             self.targets.append(Targets(self.kinds[j], mask, clinical, tuple(spacing[j]), train_clinical, options))
-            self.train_exps.append(trains[j] if needs_train_output(self.kinds[j], options) else None)
+            needed = needs_train_output(self.kinds[j], options.extra != "none")
+            self.train_exps.append(_head(trains[j], options.breslow_subjects) if needed else None)
         self.eval_time_s = 0.0
 
-    def row(self, strategy, reporter=None, label: str = "") -> list[Evaluation]:
-        """Every experience's metrics for the strategy's current model."""
+    def row(self, strategy, trained_upto: int, reporter=None, label: str = "") -> list[Evaluation]:
+        """Every experience's metrics for the strategy's model trained up to ``trained_upto`` (-1: untrained)."""
         t0 = time.perf_counter()
         n = len(self.evals)
         if reporter is not None:
@@ -64,8 +75,10 @@ class Evaluator:
         out = []
         for j, exp in enumerate(self.evals):
             # the training split first: a strategy may keep facts of its latest prediction (UNICON's routing)
-            train_output = _no_rng(strategy.predict, self.train_exps[j]) if self.train_exps[j] is not None else None
-            out.append(evaluate(strategy.predict(exp), self.targets[j], train_output))
+            extra = self.targets[j].options.extra_at(trained_upto, j)
+            train_output = _no_rng(strategy.predict, self.train_exps[j]) \
+                if needs_train_output(self.kinds[j], extra) else None
+            out.append(evaluate(strategy.predict(exp), self.targets[j], train_output, extra))
             if reporter is not None:
                 reporter.advance(j + 1, n)
         self.eval_time_s += time.perf_counter() - t0
@@ -104,6 +117,6 @@ class Evaluator:
             elif t.kind == "classification":
                 entry.update(threshold=o.threshold, ece_bins=o.ece_bins)
             else:
-                entry.update(horizons=list(o.horizons))
+                entry.update(horizons=list(o.horizons), breslow_subjects=o.breslow_subjects)
             out[name] = entry
         return out

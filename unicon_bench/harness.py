@@ -152,7 +152,7 @@ def run(
     rows = []  # every metric of each evaluation: the untrained model's, then one per trained experience
 
     def evaluate_all(label: str) -> list[float]:
-        rows.append(evaluator.row(strat, reporter, label))
+        rows.append(evaluator.row(strat, len(rows) - 1, reporter, label))
         return evaluator.primary(rows[-1])
 
     init_row = evaluate_all("untrained model")

@@ -155,9 +155,11 @@ class RunResult(_Model):
                 raise ValueError(f"matrix entry for experience {e.evaluated_on} ({task}) uses metric {e.metric}")
             keys.setdefault(e.evaluated_on, {}).setdefault(e.trained_upto, []).append(e.key)
         for j, by_row in keys.items():
-            sets = {tuple(sorted(k)) for k in by_row.values()}
+            # each row holds the primary metric alone, or it and the same other metrics as the other full rows
+            sets = {tuple(sorted(k)) for k in by_row.values() if len(k) > 1}
             if len(sets) > 1 or any(len(k) != len(set(k)) for k in by_row.values()):
-                raise ValueError(f"experience {j}: every trained_upto must hold the same metrics, each once")
+                raise ValueError(f"experience {j}: each trained_upto must hold the primary metric alone or with "
+                                 "the same other metrics, each once")
         if len(self.cost.trainable_params) != n or len(self.cost.train_time_s) != n:
             raise ValueError("cost.trainable_params and cost.train_time_s need one entry per experience")
         seen = [s.evaluated_on for s in self.per_subject]
@@ -167,7 +169,7 @@ class RunResult(_Model):
 
     def metric_keys(self, j: int) -> list[str]:
         """Metric keys recorded for experience ``j``, the primary first, then in registry order."""
-        found = {e.key: e for e in self.matrix if e.evaluated_on == j and e.trained_upto == -1}
+        found = {e.key: e for e in self.matrix if e.evaluated_on == j}
         order = list(METRICS)
         return sorted(found, key=lambda k: (k != self.scenario.metrics[j], order.index(found[k].metric),
                                             found[k].horizon or 0.0))
@@ -176,7 +178,8 @@ class RunResult(_Model):
         """``(init_row, R)`` with ``R[i][j]`` the score on j after training up to i.
 
         ``metric``: a metric key (``hd95``, ``td_auc@24``); default the primary metric of each
-        experience. Experiences without that metric get ``None``.
+        experience. Cells without that metric get ``None`` (by default the metrics beside the
+        primary one are computed only where trained_upto >= evaluated_on).
         """
         n = len(self.scenario.experiences)
         if metric is None:

@@ -144,9 +144,16 @@ class EvaluationSpec(_Strict):
     horizons: list[float] | None = Field(
         None, min_length=1, description="survival horizons of the time-dependent AUC (the time unit of the data, "
         "months for the phantoms); default: quartiles of the training split's event times")
+    breslow_subjects: int | None = Field(
+        16, ge=2, description="training subjects (the first ones of the split) whose predicted risks fit the Breslow "
+        "baseline hazard of the integrated Brier score; null: the whole training split (one more prediction of it "
+        "per evaluation)")
     threshold: float = Field(0.5, gt=0, lt=1, description="probability threshold of the balanced accuracy")
     ece_bins: int = Field(10, ge=1, description="equal-width bins of the expected calibration error")
-    extra_metrics: bool = Field(True, description="false: compute the primary metric (Dice, AUC, C-index) only")
+    extra_metrics: Literal["seen", "all", "none"] = Field(
+        "seen", description="where the metrics beside the primary one are computed: 'seen', every experience the "
+        "model has been trained on (trained_upto >= evaluated_on; the untrained model's row and experiences not "
+        "trained yet get the primary metric only); 'all', every cell; 'none', nowhere")
 
     @model_validator(mode="after")
     def _positive_horizons(self) -> "EvaluationSpec":

@@ -45,13 +45,23 @@ def _split_empty(p: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     return has_p & has_t, ~has_p & ~has_t, has_p ^ has_t
 
 
+def _crop(p: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both masks cut to the bounding box of their union plus one voxel (clipped to the image)."""
+    found = np.argwhere(p | t)
+    lo = np.maximum(found.min(0) - 1, 0)
+    hi = found.max(0) + 2
+    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    return p[box], t[box]
+
+
 def _directed_distances(p: np.ndarray, t: np.ndarray, spacing: tuple[float, float, float]):
     """MONAI's surface distances between the edge voxels of two non-empty masks, both directions."""
     from monai.metrics.utils import get_mask_edges, get_surface_distance
 
-    # MONAI's compute_* functions crop each subject through MetaTensor transforms first, which costs
-    # ~30 ms a subject at 32^3; edges of the whole (small) volume are the same voxels, far cheaper.
-    edges_p, edges_t = get_mask_edges(p, t, crop=False)
+    # MONAI's compute_* functions crop each subject with MetaTensor transforms, ~30 ms a subject at
+    # 32^3. The same crop by slicing gives the same edges (outside the image counts as background,
+    # as in the erosion) at a fraction of the cost.
+    edges_p, edges_t = get_mask_edges(*_crop(p, t), crop=False)
     return (np.asarray(get_surface_distance(edges_p, edges_t, "euclidean", spacing), dtype=np.float64),
             np.asarray(get_surface_distance(edges_t, edges_p, "euclidean", spacing), dtype=np.float64))
 
