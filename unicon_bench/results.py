@@ -158,8 +158,8 @@ class RunResult(_Model):
             # each row holds the primary metric alone, or it and the same other metrics as the other full rows
             sets = {tuple(sorted(k)) for k in by_row.values() if len(k) > 1}
             if len(sets) > 1 or any(len(k) != len(set(k)) for k in by_row.values()):
-                raise ValueError(f"experience {j}: each trained_upto must hold the primary metric alone or with "
-                                 "the same other metrics, each once")
+                raise ValueError(f"matrix of experience {j}: each trained_upto must hold the primary metric alone "
+                                 "or with the same other metrics, each once")
         if len(self.cost.trainable_params) != n or len(self.cost.train_time_s) != n:
             raise ValueError("cost.trainable_params and cost.train_time_s need one entry per experience")
         seen = [s.evaluated_on for s in self.per_subject]
