@@ -142,18 +142,20 @@ class RunResult(_Model):
         n = len(self.scenario.experiences)
         if len(self.scenario.metrics) != n:
             raise ValueError("scenario.metrics must name one metric per experience")
-        primary = {(e.trained_upto, e.evaluated_on) for e in self.matrix if e.evaluated_on < n
-                   and e.metric == self.scenario.metrics[e.evaluated_on]}
-        expected = {(i, j) for i in range(-1, n) for j in range(n)}
-        if primary != expected or any(e.evaluated_on >= n for e in self.matrix):
-            raise ValueError(f"matrix must hold the primary metric once per (trained_upto in -1..{n-1}, "
-                             f"evaluated_on in 0..{n-1})")
+        if any(e.evaluated_on >= n for e in self.matrix):
+            raise ValueError(f"matrix entry evaluated on an experience beyond the {n} of the scenario")
         keys: dict[int, dict[int, list[str]]] = {}
         for e in self.matrix:
             task = METRICS[self.scenario.metrics[e.evaluated_on]].task
             if get_metric(e.metric).task != task:
                 raise ValueError(f"matrix entry for experience {e.evaluated_on} ({task}) uses metric {e.metric}")
             keys.setdefault(e.evaluated_on, {}).setdefault(e.trained_upto, []).append(e.key)
+        primary = {(e.trained_upto, e.evaluated_on) for e in self.matrix if e.evaluated_on < n
+                   and e.metric == self.scenario.metrics[e.evaluated_on]}
+        expected = {(i, j) for i in range(-1, n) for j in range(n)}
+        if primary != expected or any(e.evaluated_on >= n for e in self.matrix):
+            raise ValueError(f"matrix must hold the primary metric once per (trained_upto in -1..{n-1}, "
+                             f"evaluated_on in 0..{n-1})")
         for j, by_row in keys.items():
             # each row holds the primary metric alone, or it and the same other metrics as the other full rows
             sets = {tuple(sorted(k)) for k in by_row.values() if len(k) > 1}

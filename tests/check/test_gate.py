@@ -19,7 +19,7 @@ from scipy import stats
 
 from unicon_bench import check as gate
 from unicon_bench.metrics.continual import bwt, final_average
-from unicon_bench.results import parse_result
+from unicon_bench.results import SCHEMA_VERSION, parse_result
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -199,7 +199,7 @@ def test_update_baseline_records_provenance_and_keeps_tolerances(pet, tmp_path, 
                cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     data = load_json(path)
-    assert data["baseline_schema_version"] == gate.BASELINE_SCHEMA_VERSION and data["result_schema_version"] == 1
+    assert data["baseline_schema_version"] == gate.BASELINE_SCHEMA_VERSION and data["result_schema_version"] == SCHEMA_VERSION
     assert data["suite"]["name"] == "ci" and data["environment"]["threads"] == pet["env"]["threads"]
     (entry,) = data["entries"]
     assert (entry["scenario"], entry["scenario_version"], entry["quick"], entry["strategy"]) == ("ct_to_pet", 1, True, "naive")
