@@ -71,12 +71,12 @@ def default_horizons(train_time: Any, train_event: Any) -> tuple[float, ...]:
 
 def _segmentation(output, targets: Targets, extra: bool) -> Evaluation:
     from unicon_bench.metrics.lesions import lesion_metrics
-    from unicon_bench.metrics.segmentation import _per_sample_dice
+    from unicon_bench.metrics.segmentation import dice_per_subject
     from unicon_bench.metrics.surface import surface_metrics
 
     pred = to_numpy(output) > 0
     mask = to_numpy(targets.mask) > 0.5
-    per = {"dice": _per_sample_dice(pred, mask)}
+    per = {"dice": dice_per_subject(pred, mask)}
     if extra:
         per["hd95"], per["nsd"] = surface_metrics(pred, mask, targets.options.nsd_tolerance_mm, targets.spacing_mm)
         per.update(lesion_metrics(pred, mask, targets.spacing_mm))
