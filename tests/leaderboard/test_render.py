@@ -23,6 +23,7 @@ from unicon_bench.leaderboard.render import (
     render_markdown,
     write_leaderboard,
 )
+from unicon_bench.scenario import get_scenario
 
 RUNS = {"ct_to_pet": ["naive", "joint", "specialized"], "ct_sites": ["naive", "joint"]}
 SEEDS = (0, 1)
@@ -71,7 +72,7 @@ def test_html_is_self_contained(results_dir, tmp_path):
     assert "http://" not in text and "https://" not in text  # works offline: nothing to fetch
     assert "<link" not in text and "src=\"data:image/png;base64," in text
     for scenario, strategies in RUNS.items():
-        assert f"{scenario} v1 (quick)" in text
+        assert f"{scenario} v{get_scenario(scenario).version} (quick)" in text
         for s in strategies:
             assert f"{s}: mean matrix" in text  # one heatmap per strategy
     assert text.count("<details>") == sum(len(v) for v in RUNS.values()) * len(SEEDS)
@@ -176,8 +177,8 @@ def test_leaderboard_in_chromium(results_dir, tmp_path):
 def check_leaderboard_page(browser, html: Path, tmp_path: Path) -> None:
     page, seen = open_page(browser, html)
 
-    ct_to_pet = page.locator("section.board", has=page.locator("h2", has_text="ct_to_pet v1 (quick)"))
-    ct_sites = page.locator("section.board", has=page.locator("h2", has_text="ct_sites v1 (quick)"))
+    ct_to_pet = page.locator("section.board", has=page.locator("h2", has_text=f"ct_to_pet v{get_scenario('ct_to_pet').version} (quick)"))
+    ct_sites = page.locator("section.board", has=page.locator("h2", has_text=f"ct_sites v{get_scenario('ct_sites').version} (quick)"))
     assert ct_to_pet.locator("table.overview tbody tr").count() == len(RUNS["ct_to_pet"])  # one row per strategy
     assert ct_sites.locator("table.overview tbody tr").count() == len(RUNS["ct_sites"])
     assert sorted(column(page, ct_to_pet, 0)) == sorted(RUNS["ct_to_pet"])
@@ -200,7 +201,7 @@ def check_leaderboard_page(browser, html: Path, tmp_path: Path) -> None:
     assert column(page, ct_to_pet, 0) == names_by_value  # whole rows moved, not one column
 
     # the scenario filter hides the other boards
-    page.select_option("#scenario-filter", label="ct_sites v1 (quick)")
+    page.select_option("#scenario-filter", label=f"ct_sites v{get_scenario('ct_sites').version} (quick)")
     assert ct_sites.is_visible() and not ct_to_pet.is_visible()
     page.select_option("#scenario-filter", value="all")
     assert ct_sites.is_visible() and ct_to_pet.is_visible()
