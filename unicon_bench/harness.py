@@ -1,8 +1,9 @@
 """The one loop: for each experience, train the strategy on it, then evaluate every experience.
 
-It produces the trained x evaluated matrix ``R[i][j]`` of every registered metric (``evaluation``; the
-primary one, Dice, AUC or C-index, feeds the summary) plus the row of the untrained model (``trained_upto = -1``, needed for forward
-transfer), derives the continual-learning summary and the cost, and writes the result file.
+It produces the trained x evaluated matrix ``R[i][j]`` of every registered metric (``evaluation``;
+the primary one, Dice, AUC or C-index, feeds the summary) plus the row of the untrained model
+(``trained_upto = -1``, needed for forward transfer), derives the continual-learning summary and the
+cost, and writes the result file.
 """
 
 from __future__ import annotations
