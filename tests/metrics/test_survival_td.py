@@ -90,5 +90,12 @@ def test_integrated_brier_score_equals_sksurv(cohort):
 def test_undefined_cases_are_nan():
     t = np.array([1.0, 2.0, 3.0])
     no_event = np.zeros(3, bool)
+    events = np.ones(3, bool)
+    # a training split without events: no censoring weights, no baseline hazard
+    assert np.isnan(surv.uno_c_index([0.3, 0.2, 0.1], t, events, t, no_event))
+    assert np.isnan(surv.td_auc([0.3, 0.2, 0.1], t, events, [1.5], t, no_event)).all()
+    curves = surv.breslow_survival([0.1, 0.2, 0.3], t, no_event, [0.3, 0.2, 0.1], [1.0, 2.0])
+    assert np.isnan(curves).all()
+    assert np.isnan(surv.integrated_brier_score(curves, t, events, [1.0, 2.0], t, events))
     assert np.isnan(surv.uno_c_index([0.1, 0.2, 0.3], t, no_event, t, np.ones(3, bool)))
     assert np.isnan(surv.integrated_brier_score(np.full((3, 2), 0.5), t, no_event, [1.0, 2.0], t, np.ones(3, bool)))

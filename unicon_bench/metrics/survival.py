@@ -87,12 +87,19 @@ def _ipcw(train_time: Any, train_event: Any, at):
     return get_ipcw(e, t, at).double()
 
 
+def _no_events(*events: Any) -> bool:
+    """Whether any of the event vectors holds no event (torchsurv refuses those; the metric is undefined)."""
+    return any(not to_numpy(e).astype(bool).any() for e in events)
+
+
 def uno_c_index(risk: Any, time: Any, event: Any, train_time: Any, train_event: Any) -> float:
     """Uno's C-index: Harrell's pairs weighted by 1 / G(T_i)^2 (G from the training split); nan if undefined."""
     from torchsurv.metrics.cindex import ConcordanceIndex
 
     r = _tensor(risk)
     t, e = _survival_data(time, event)
+    if _no_events(event, train_event):
+        return float("nan")
     if r.numel() != t.numel():
         raise ValueError(f"risk and time lengths differ: {r.numel()} vs {t.numel()}")
     if not _has_comparable_pair(t.numpy(), e.numpy()):
@@ -115,6 +122,8 @@ def td_auc(risk: Any, time: Any, event: Any, horizons: Any, train_time: Any, tra
     t, e = _survival_data(time, event)
     h = np.asarray(horizons, dtype=np.float64).ravel()
     out = np.full(h.size, np.nan)
+    if _no_events(event, train_event):
+        return out
     weight = _ipcw(train_time, train_event, t)
     for k, horizon in enumerate(h):
         cases = (t <= horizon) & e & (weight > 0)
@@ -128,10 +137,15 @@ def td_auc(risk: Any, time: Any, event: Any, horizons: Any, train_time: Any, tra
 
 
 def breslow_survival(train_risk: Any, train_time: Any, train_event: Any, risk: Any, times: Any) -> np.ndarray:
-    """S_i(t) at ``times`` for each of ``risk``: Cox model with a Breslow baseline fitted on the training split."""
+    """S_i(t) at ``times`` for each of ``risk``: Cox model with a Breslow baseline fitted on the training split.
+
+    nan when the training subjects hold no event (no baseline hazard can be fitted).
+    """
     from torchsurv.loss.cox import baseline_survival_function, survival_function_cox
 
     t, e = _survival_data(train_time, train_event)
+    if not e.any():
+        return np.full((len(to_numpy(risk).ravel()), len(to_numpy(times).ravel())), np.nan)
     baseline = baseline_survival_function(_tensor(train_risk), e, t)
     surv = survival_function_cox(baseline, _tensor(risk), _tensor(times))
     return surv.reshape(len(to_numpy(risk).ravel()), -1).double().numpy()
@@ -151,12 +165,13 @@ def integrated_brier_score(survival: Any, time: Any, event: Any, times: Any, tra
     The Brier score at each time (Graf et al. 1999, censoring weights from the training split),
     integrated by the trapezoidal rule over ``times`` and divided by their range; nan if undefined.
     """
+    import torch
     from torchsurv.metrics.brier_score import BrierScore
 
     t, e = _survival_data(time, event)
     grid = _tensor(times)
     s = _tensor(survival).reshape(t.numel(), grid.numel())
-    if grid.numel() < 2 or not e.any():
+    if grid.numel() < 2 or _no_events(event, train_event) or not bool(torch.isfinite(s).all()):
         return float("nan")
     metric = BrierScore()
     metric(s, e, t, new_time=grid, weight=_ipcw(train_time, train_event, t),
