@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from unicon_bench.errors import UniconBenchError
+from unicon_bench.metrics.registry import higher_is_better as registry_higher_is_better
 from unicon_bench.results import ResultError, RunResult, find_results, read_result
 
 CONFIDENCE = 0.95
@@ -44,11 +45,29 @@ def paradigm(strategy: str) -> str:
     return PARADIGMS.get(strategy, "continual")
 
 
+def metric_column(experience: str, key: str) -> str:
+    """The column of a non-primary metric's final value: ``final:<experience>/<metric key>``."""
+    return f"{EXP_PREFIX}{experience}/{key}"
+
+
+def split_column(col: str) -> tuple[str, str | None]:
+    """``(experience, metric key or None for the primary metric)`` of a ``final:`` column."""
+    exp, _, key = col[len(EXP_PREFIX):].partition("/")
+    return exp, (key or None)
+
+
 def column_label(col: str) -> str:
-    return f"final {col[len(EXP_PREFIX):]}" if col.startswith(EXP_PREFIX) else LABELS.get(col, col)
+    if not col.startswith(EXP_PREFIX):
+        return LABELS.get(col, col)
+    exp, key = split_column(col)
+    return f"final {exp}" if key is None else f"final {exp} {key}"
 
 
 def higher_is_better(col: str) -> bool:
+    """Direction of a column: the registry's for metric columns (a lower HD95 is better)."""
+    if col.startswith(EXP_PREFIX):
+        key = split_column(col)[1]
+        return True if key is None else registry_higher_is_better(key)
     return col not in LOWER_IS_BETTER
 
 
@@ -92,12 +111,15 @@ def paired_not_different(a: dict[int, float | None], b: dict[int, float | None],
 
 
 def run_values(result: RunResult) -> dict[str, float | None]:
-    """The per-run numbers the leaderboard aggregates: summary, last matrix row and cost."""
+    """The per-run numbers the leaderboard aggregates: summary, last matrix row (every metric) and cost."""
     s, c = result.summary, result.cost
     values: dict[str, float | None] = {k: getattr(s, k) for k in SCORES}
     _init, rows = result.rows()
     for name, v in zip(result.scenario.experiences, rows[-1]):
         values[EXP_PREFIX + name] = v
+    for j, name in enumerate(result.scenario.experiences):
+        for key in result.metric_keys(j)[1:]:
+            values[metric_column(name, key)] = result.rows(key)[1][-1][j]
     later = c.trainable_params[1:]
     shares = [t / c.total_params for t in later] if c.total_params > 0 else []
     values["trainable_share"] = sum(shares) / len(shares) if shares else None

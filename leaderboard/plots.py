@@ -106,3 +106,43 @@ def cost_scatter(board: Board) -> str:
         axes[1].legend(handles=handles, fontsize=7, loc="best", title="paradigm", title_fontsize=7)
         fig.suptitle(f"{board.title}: cost vs score")
         return _png_uri(fig)
+
+
+def subject_plot(board: Board, key: str) -> str:
+    """Per-subject values of the final models (all seeds) per method: box plot with the subjects as dots.
+
+    ``key``: a per-subject metric (Dice, HD95, ..., Brier) or ``primary`` (the experiences whose primary
+    metric is per-subject, i.e. Dice). Returns "" when the board has no such values.
+    """
+    import matplotlib
+    import pandas as pd
+    import seaborn as sns
+
+    from unicon_bench.metrics.registry import get_metric
+
+    records = []
+    for j, (name, primary) in enumerate(zip(board.experiences, board.metrics)):
+        metric = primary if key == "primary" else key
+        if not get_metric(metric).per_subject:
+            continue
+        for run in board.runs:
+            for v in run.result.subjects(j).get(metric, []):
+                if v is not None:
+                    records.append({"method": run.method, "experience": f"{name} ({metric})", "value": v})
+    if not records:
+        return ""
+    frame = pd.DataFrame.from_records(records)
+    methods = board.methods()
+    with matplotlib.rc_context(_RC):
+        fig = _figure(2.4 + 0.9 * len(methods), 3.0)
+        ax = fig.subplots()
+        sns.boxplot(data=frame, x="method", y="value", hue="experience", order=methods, ax=ax, showfliers=False,
+                    fill=False, legend=False)
+        sns.stripplot(data=frame, x="method", y="value", hue="experience", order=methods, ax=ax, dodge=True,
+                      size=2.5, alpha=0.6, jitter=0.25)
+        ax.set_xlabel("")
+        ax.set_ylabel(key if key != "primary" else "primary metric")
+        ax.tick_params(axis="x", rotation=20)
+        ax.legend(fontsize=7, loc="best")
+        ax.set_title(f"{board.title}: per subject, final model, all seeds")
+        return _png_uri(fig)

@@ -66,6 +66,36 @@ def _jsonish(value) -> str:
     return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
+def _interval(lo, hi, d: int = 3) -> str:
+    return "–" if lo is None else f"[{lo:.{d}f}, {hi:.{d}f}]"
+
+
+def _metric_views(board: Board, figures: bool) -> list[dict]:
+    """One table (and per-subject plot) per metric key, for the board's metric selector."""
+    from unicon_bench.leaderboard import plots
+    from unicon_bench.leaderboard.final_metrics import metric_options, metric_table
+
+    views = []
+    for key in metric_options(board):
+        table = metric_table(board, key)
+        d = 3 if table["unit"] in ("1", "") else 2
+        rows = []
+        for r in table["rows"]:
+            cells = []
+            for _exp, _metric, col in table["experiences"]:
+                c = r["cells"][col]
+                text = "–" if c["mean"] is None else (
+                    f"{c['mean']:.{d}f}" + ("" if c["lo"] is None else f" ± {(c['hi'] - c['lo']) / 2:.{d}f}"))
+                cells.append({"text": text, "boot": _interval(c["boot_lo"], c["boot_hi"], d),
+                              "cls": "best" if c["best"] else ("tied" if c["tied"] else ""),
+                              "sort": "" if c["mean"] is None else repr(c["mean"])})
+            rows.append({"method": r["method"], "cells": cells})
+        views.append({"key": key, "label": table["label"], "unit": table["unit"], "direction": table["direction"],
+                      "experiences": [{"name": e, "metric": m} for e, m, _c in table["experiences"]], "rows": rows,
+                      "plot": plots.subject_plot(board, key) if figures else ""})
+    return views
+
+
 def _board_context(index: int, board: Board, figures: bool) -> dict:
     from unicon_bench.leaderboard import plots
 
@@ -99,6 +129,7 @@ def _board_context(index: int, board: Board, figures: bool) -> dict:
         "experiences": [{"name": e, "metric": m} for e, m in zip(board.experiences, board.metrics)],
         "n_runs": len(board.runs), "replaced": board.replaced, "columns": columns, "rows": rows, "runs": runs,
         "scatter": plots.cost_scatter(board) if figures else "",
+        "metric_views": _metric_views(board, figures),
         "figures": [{"method": m, "heatmap": plots.heatmap(board, m), "curves": plots.curves(board, m)}
                     for m in board.methods()] if figures else [],
     }
@@ -123,8 +154,33 @@ def md_escape(text: str) -> str:
     return out.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
 
 
-def render_markdown(boards: list[Board]) -> str:
-    """One Markdown table per board: mean ± CI, best in bold, not significantly different in italics."""
+def _markdown_metric(board: Board, key: str) -> list[str]:
+    """The final-model table of one metric: mean ± CI over seeds and the per-subject bootstrap CI."""
+    from unicon_bench.leaderboard.final_metrics import metric_table
+
+    table = metric_table(board, key)
+    if not table["experiences"]:
+        return [f"{md_escape(board.title)}: no experience has the metric {md_escape(key)}."]
+    head = ["strategy", *(f"{e} {m}" for e, m, _c in table["experiences"])]
+    lines = [f"#### {md_escape(board.title)}: final {md_escape(table['label'])} ({table['direction']} is better; "
+             "mean ± 95 % CI over seeds, [95 % bootstrap CI over subjects])", "",
+             "| " + " | ".join(md_escape(h) for h in head) + " |", "|:---|" + "---:|" * len(table["experiences"])]
+    for r in table["rows"]:
+        cells = []
+        for _e, _m, col in table["experiences"]:
+            c = r["cells"][col]
+            text = "–" if c["mean"] is None else f"{c['mean']:.3f}" + ("" if c["lo"] is None else f" ± {(c['hi'] - c['lo']) / 2:.3f}")
+            text += f" {_interval(c['boot_lo'], c['boot_hi'])}"
+            cells.append(f"**{text}**" if c["best"] else (f"*{text}*" if c["tied"] else text))
+        lines.append("| " + " | ".join([md_escape(r["method"]), *cells]) + " |")
+    return lines
+
+
+def render_markdown(boards: list[Board], metric: str | None = None) -> str:
+    """One Markdown table per board: mean ± CI, best in bold, not significantly different in italics.
+
+    ``metric``: also a table of that metric key of the final models (``primary``, ``hd95``...).
+    """
     parts = ["Mean ± half-width of the 95 % t-interval over seeds. **Bold**: best; *italic*: not "
              "significantly different from the best (paired t-test, p ≥ 0.05)."]
     for board in boards:
@@ -137,6 +193,8 @@ def render_markdown(boards: list[Board]) -> str:
                 cell, text = r["cells"][c], format_cell(c, r["cells"][c])
                 cells.append(f"**{text}**" if cell["best"] else (f"*{text}*" if cell["tied"] else text))
             lines.append("| " + " | ".join([md_escape(r["method"]), r["paradigm"], str(r["n_seeds"]), *cells]) + " |")
+        if metric is not None:
+            lines += [""] + _markdown_metric(board, metric)
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"
 
@@ -151,15 +209,23 @@ def render_csv(boards: list[Board]) -> str:
     return buf.getvalue()
 
 
-def write_leaderboard(results_dir: str | Path, output: str | Path | None, fmt: str = "html") -> tuple[str, list[str]]:
-    """Render ``results_dir`` in ``fmt``; write it to ``output`` if given. Returns the text and the problems."""
+def write_leaderboard(results_dir: str | Path, output: str | Path | None, fmt: str = "html",
+                      metric: str | None = None) -> tuple[str, list[str]]:
+    """Render ``results_dir`` in ``fmt``; write it to ``output`` if given. Returns the text and the problems.
+
+    ``metric`` (Markdown): add a table of that metric key; the HTML page has a selector for all of them.
+    """
     if fmt not in FORMATS:
         raise LeaderboardError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     boards, problems = load_boards(results_dir)
     if fmt == "html":
         text = render_html(boards, problems, source=str(results_dir))
     elif fmt == "md":
-        text = render_markdown(boards)
+        if metric is not None and metric != "primary":
+            from unicon_bench.metrics.registry import get_metric
+
+            get_metric(metric)  # an unknown name is a one-line usage error
+        text = render_markdown(boards, metric)
     else:
         text = render_csv(boards)
     if output is not None:

@@ -148,7 +148,8 @@ def test_validate_good(cli, good_result, tmp_path):
 @pytest.mark.slow
 def test_validate_broken(cli, good_result, tmp_path):
     data = load_json(good_result)
-    data["matrix"].pop()
+    primary = data["scenario"]["metrics"]
+    data["matrix"].remove(next(e for e in reversed(data["matrix"]) if e["metric"] == primary[e["evaluated_on"]]))
     broken = dump_json(data, tmp_path / "broken.json")
     proc = cli("validate", broken, cwd=tmp_path)
     assert proc.returncode == 1

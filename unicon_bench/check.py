@@ -3,11 +3,16 @@
 A baseline file (``baselines/ci.json``) holds, per scenario (name, version, quick flag) and method,
 the mean, t-interval half-width and per-seed values of the final average, the BWT and the final
 score on every experience, aggregated as the leaderboard does (``unicon_bench.leaderboard.aggregate``),
-and one absolute tolerance per metric. A row *regresses* when its current mean is worse than the
+and one absolute tolerance per metric; ``--metric`` adds the final value of any other registered metric
+(``hd95``, ``nsd``, ``brier``, ``ibs``, ``td_auc@24``...) on every experience that has it, judged in the
+metric's own direction (a lower HD95 is an improvement). A row *regresses* when its current mean is worse than the
 baseline mean by more than ``max(tolerance, sqrt(h_base**2 + h_cur**2))``, ``h`` being the half-widths
 of the two t-intervals (0 for a single seed). Improvements are reported and never fail. A row absent
 from the results, or undefined there, fails unless missing rows are allowed. Different scenario
-versions, quick and full runs, or result schema versions are never compared: that is a usage error.
+versions, or quick and full runs, are never compared: that is a usage error. Result files of an older
+schema are converted on load (``unicon_bench.results``), so a baseline made from schema-1 results still
+gates schema-2 results on the rows it names; a newer result schema than the baseline's is compared,
+an older one is not.
 """
 
 from __future__ import annotations
@@ -32,13 +37,17 @@ from unicon_bench.leaderboard.aggregate import (
     higher_is_better,
     load_results,
     mean_ci,
+    metric_column,
+    split_column,
 )
+from unicon_bench.metrics.registry import METRICS, get_metric, split_key
 from unicon_bench.results import atomic_write_text
 
 BASELINE_SCHEMA_VERSION = 1
 # Absolute tolerances. Quick runs score 8-12 evaluation subjects: one rank swap moves an AUC or a
 # C-index by 0.02-0.06, and a few voxels move a quick Dice by a few hundredths.
-DEFAULT_TOLERANCES = {"final_average": 0.05, "bwt": 0.05, "dice": 0.05, "auc": 0.05, "c_index": 0.05}
+# Other metrics: the registry's tolerance, in the metric's unit (HD95 1 mm, volumes 0.5 ml...).
+DEFAULT_TOLERANCES = {"final_average": 0.05, "bwt": 0.05, **{m.name: m.tolerance for m in METRICS.values()}}
 SUMMARY_ROWS = ("final_average", "bwt")
 ENV_KEYS = ("python", "torch", "avalanche", "monai", "platform", "device", "threads", "deterministic")
 FAILING = ("regressed", "missing", "undefined")
@@ -96,12 +105,18 @@ def scenario_title(name: str, version: int, quick: bool) -> str:
 
 
 def tolerance_key(entry: Entry, row: str) -> str:
-    return entry.experiences[row[len(EXP_PREFIX):]] if row.startswith(EXP_PREFIX) else row
+    """The metric whose tolerance applies to ``row``: the experience's primary one, or the named one."""
+    if not row.startswith(EXP_PREFIX):
+        return row
+    exp, key = split_column(row)
+    return entry.experiences[exp] if key is None else split_key(key)[0]
 
 
 def row_label(entry: Entry, row: str) -> str:
-    label = column_label(row)
-    return f"{label} ({tolerance_key(entry, row)})" if row.startswith(EXP_PREFIX) else label
+    if not row.startswith(EXP_PREFIX):
+        return column_label(row)
+    exp, key = split_column(row)
+    return f"final {exp} ({entry.experiences[exp] if key is None else key})"
 
 
 def load_baseline(path: str | Path) -> Baseline:
@@ -128,8 +143,11 @@ def _stat(values: dict[int, float | None], confidence: float) -> Stat:
     return Stat(mean=mean, ci_half_width=half, n=n, values=values)
 
 
-def _rows_of(board: Board) -> list[str]:
-    return ["final_average", *(EXP_PREFIX + e for e in board.experiences), "bwt"]
+def _rows_of(board: Board, metrics: tuple[str, ...] = ()) -> list[str]:
+    """Gated rows: final average, each experience's final primary score, BWT, then the extra metrics."""
+    extra = [metric_column(e, key) for key in metrics for e in board.experiences
+             if any(metric_column(e, key) in r.values for r in board.runs)]
+    return ["final_average", *(EXP_PREFIX + e for e in board.experiences), "bwt", *extra]
 
 
 def _boards(results_dir: str | Path) -> tuple[list[Board], list]:
@@ -151,7 +169,7 @@ def _environment(results) -> dict[str, Any]:
     return env
 
 
-def _entries(boards: list[Board], confidence: float) -> list[Entry]:
+def _entries(boards: list[Board], confidence: float, metrics: tuple[str, ...] = ()) -> list[Entry]:
     entries = []
     for board in boards:
         for row in board.rows:
@@ -160,14 +178,21 @@ def _entries(boards: list[Board], confidence: float) -> list[Entry]:
                 scenario=board.scenario, scenario_version=board.version, quick=board.quick, strategy=row["strategy"],
                 method=row["method"], params=runs[0].result.strategy.params, seeds=row["seeds"],
                 experiences=dict(zip(board.experiences, board.metrics)),
-                rows={col: _stat({r.result.seed: r.values.get(col) for r in runs}, confidence) for col in _rows_of(board)},
+                rows={col: _stat({r.result.seed: r.values.get(col) for r in runs}, confidence)
+                      for col in _rows_of(board, metrics)},
             ))
     return sorted(entries, key=lambda e: (e.scenario, e.scenario_version, e.quick, e.method))
 
 
 def build_baseline(results_dir: str | Path, suite: dict | None = None, tolerances: dict[str, float] | None = None,
-                   confidence: float = CONFIDENCE) -> Baseline:
-    """A baseline from every result under ``results_dir`` (all of them must be valid)."""
+                   confidence: float = CONFIDENCE, metrics: tuple[str, ...] = ()) -> Baseline:
+    """A baseline from every result under ``results_dir`` (all of them must be valid).
+
+    ``metrics``: keys of other registered metrics (``hd95``, ``td_auc@24``...) to gate on as well.
+    """
+    for key in metrics:
+        if get_metric(key).primary:
+            raise CheckError(f"metric {key} is a primary metric: the baseline gates it already")
     boards, results = _boards(results_dir)
     versions = sorted({r.schema_version for r in results})
     if len(versions) > 1:
@@ -176,7 +201,7 @@ def build_baseline(results_dir: str | Path, suite: dict | None = None, tolerance
         baseline_schema_version=BASELINE_SCHEMA_VERSION, result_schema_version=versions[0],
         created=datetime.now(UTC).isoformat(timespec="seconds"), suite=suite,
         environment=_environment(results), confidence=confidence,
-        tolerances={**DEFAULT_TOLERANCES, **(tolerances or {})}, entries=_entries(boards, confidence),
+        tolerances={**DEFAULT_TOLERANCES, **(tolerances or {})}, entries=_entries(boards, confidence, tuple(metrics)),
     )
 
 
@@ -275,10 +300,12 @@ def compare(baseline: Baseline, results_dir: str | Path, allow_missing: bool = F
     if not baseline.entries:
         raise CheckError("the baseline has no entries: nothing to compare")
     boards, results = _boards(results_dir)
-    versions = sorted({r.schema_version for r in results})
-    if versions != [baseline.result_schema_version]:
-        raise CheckError(f"results have schema version {versions}, the baseline was made from schema version "
-                         f"{baseline.result_schema_version}; regenerate the baseline with --update-baseline")
+    # results are upgraded to the current schema on load; a baseline of an older schema names rows that
+    # keep their meaning, one of a newer schema may name rows this version cannot read
+    current = results[0].schema_version
+    if baseline.result_schema_version > current:
+        raise CheckError(f"the baseline was made from result schema version {baseline.result_schema_version}, newer "
+                         f"than this unicon-bench reads ({current}); upgrade unicon-bench")
     report = Report(rows=[], notes=_env_notes(baseline, results), allow_missing=allow_missing)
     matched = set()
     for entry in baseline.entries:

@@ -244,6 +244,9 @@ def leaderboard(
     results_dir: Path = typer.Argument(..., help="Folder of result JSON files (e.g. results/)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output file (html default: leaderboard.html; md/csv: stdout)."),
     fmt: Format = typer.Option(Format.html, "--format", "-f", help="html: self-contained page; md or csv: the overview tables."),
+    metric: Optional[str] = typer.Option(None, "--metric", "-m", help="md: also a table of this metric of the final "
+                                         "models (primary, hd95, nsd, lesion_f1, brier, ibs, td_auc@24, ...) with "
+                                         "per-subject bootstrap CIs; the html page has a selector for every metric."),
 ) -> None:
     """Aggregate result files into a leaderboard (mean ± 95 % CI per scenario and strategy)."""
     from unicon_bench.leaderboard.render import write_leaderboard
@@ -251,7 +254,7 @@ def leaderboard(
     if output is None and fmt is Format.html:
         output = Path("leaderboard.html")
     try:
-        text, problems = write_leaderboard(results_dir, output, fmt.value)
+        text, problems = write_leaderboard(results_dir, output, fmt.value, metric)
     except UniconBenchError as exc:
         _fail(exc)
     for problem in problems:
@@ -276,11 +279,15 @@ def check(
     fmt: CheckFormat = typer.Option(CheckFormat.rich, "--format", "-f", help="rich: a terminal table; md: Markdown for a pull-request comment."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the table to FILE instead of stdout."),
     suite: Optional[Path] = typer.Option(None, "--suite", help="The suite YAML the results came from (recorded by --update-baseline)."),
+    metric: Optional[list[str]] = typer.Option(None, "--metric", "-m", help="With --update-baseline: also gate on this "
+                                               "metric's final value per experience (repeatable: hd95, nsd, lesion_f1, "
+                                               "brier, ibs, td_auc@24, ...), in its own direction."),
 ) -> None:
     """Regression gate: compare RESULTS_DIR with a baseline; exit 1 if any row regressed, 2 on usage errors.
 
-    Every (scenario, strategy) row of the baseline (final average, final score per experience, BWT) fails
-    when its mean drops by more than max(tolerance, sqrt(ci_base^2 + ci_current^2)).
+    Every (scenario, strategy) row of the baseline (final average, final score per experience, BWT, and
+    the metrics added with --metric) fails when its mean gets worse, in the metric's direction (a higher
+    HD95 is worse), by more than max(tolerance, sqrt(ci_base^2 + ci_current^2)).
     """
     from unicon_bench import check as gate
 
@@ -295,7 +302,7 @@ def check(
                 s = load_suite(suite)
                 info = {"name": s.name, "file": suite.as_posix(), "strategies": s.strategy_names(),
                         "scenarios": s.scenario_names(), "seeds": s.seed_list(), "quick": s.quick, "params": s.params}
-            new = gate.build_baseline(results_dir, suite=info, tolerances=tolerances)
+            new = gate.build_baseline(results_dir, suite=info, tolerances=tolerances, metrics=tuple(metric or ()))
             gate.write_baseline(new, baseline)
             typer.echo(f"baseline: {len(new.entries)} entries, {sum(len(e.rows) for e in new.entries)} rows -> {baseline}")
             return

@@ -1,8 +1,9 @@
 """The one loop: for each experience, train the strategy on it, then evaluate every experience.
 
-It produces the trained x evaluated matrix ``R[i][j]`` of each experience's primary metric (Dice,
-AUC or C-index) plus the row of the untrained model (``trained_upto = -1``, needed for forward
-transfer), derives the continual-learning summary and the cost, and writes the result file.
+It produces the trained x evaluated matrix ``R[i][j]`` of every registered metric (``evaluation``;
+the primary one, Dice, AUC or C-index, feeds the summary) plus the row of the untrained model
+(``trained_upto = -1``, needed for forward transfer), derives the continual-learning summary and the
+cost, and writes the result file.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 
 from unicon_bench.config import build_params, load_config_file, recorded_params
 from unicon_bench.errors import IncompatibleError
+from unicon_bench.evaluation import Evaluator
 from unicon_bench.registry import STRATEGIES
 from unicon_bench.results import (
     METRIC_OF_TASK,
@@ -60,25 +62,6 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-def score(kind: str, output, mask, clinical) -> float:
-    """The primary metric of one experience from raw outputs and targets."""
-    from unicon_bench import metrics
-
-    if kind == "segmentation":
-        return metrics.dice(output > 0, mask > 0.5)
-    if kind == "classification":
-        return metrics.roc_auc(output.numpy(), clinical[:, 0].numpy())
-    return metrics.c_index(output.numpy(), clinical[:, 1].numpy(), clinical[:, 2].numpy())
-
-
-def _targets(experience):
-    import torch
-
-    loader = torch.utils.data.DataLoader(experience.dataset, batch_size=256)
-    masks, clinical = zip(*[(b[1], b[2]) for b in loader])
-    return torch.cat(masks), torch.cat(clinical)
 
 
 def _git_commit() -> str | None:
@@ -172,18 +155,13 @@ def run(
 
     stream = build_stream(spec, cache_dir=cache_dir)
     strat = cls(params, stream, device=device)
-    kinds = [e.task for e in spec.experiences]
-    evals = list(stream.eval_stream)
-    targets = [_targets(e) for e in evals]
-    n = len(evals)
+    evaluator = Evaluator(stream)
+    n = len(evaluator.evals)
+    rows = []  # every metric of each evaluation: the untrained model's, then one per trained experience
 
     def evaluate_all(label: str) -> list[float]:
-        reporter.phase(f"evaluate {label}", n)
-        row = []
-        for j, exp in enumerate(evals):
-            row.append(score(kinds[j], strat.predict(exp), *targets[j]))
-            reporter.advance(j + 1, n)
-        return row
+        rows.append(evaluator.row(strat, len(rows) - 1, reporter, label))
+        return evaluator.primary(rows[-1])
 
     init_row = evaluate_all("untrained model")
     tracker.row(-1, init_row)
@@ -205,11 +183,7 @@ def run(
     reporter.done()
 
     summary = {k: clean_float(v) for k, v in continual.summarize(matrix, init_row).items()}
-    entries = [
-        {"metric": METRIC_OF_TASK[kinds[j]], "trained_upto": i - 1, "evaluated_on": j, "value": clean_float(v)}
-        for i, row in enumerate([init_row, *matrix])
-        for j, v in enumerate(row)
-    ]
+    entries = evaluator.entries(rows)
     finished = datetime.now(timezone.utc)
     result = RunResult(
         schema_version=SCHEMA_VERSION,
@@ -222,12 +196,14 @@ def run(
             "kind": spec.kind,
             "task_identity_at_test": spec.task_identity_at_test,
             "experiences": [e.name for e in spec.experiences],
-            "metrics": [METRIC_OF_TASK[k] for k in kinds],
+            "metrics": [METRIC_OF_TASK[k] for k in evaluator.kinds],
             "quick": quick,
+            "evaluation": evaluator.settings(),
         },
         strategy={"name": strategy, "params": recorded_params(params)},
         seed=seed,
         matrix=entries,
+        per_subject=evaluator.per_subject(rows[-1]),
         summary=summary,
         cost={
             "trainable_params": trainable,
@@ -237,6 +213,7 @@ def run(
             "peak_rss_mb": peak_rss_mb(),
             "buffer_bytes": int(strat.buffer_bytes()),
             **strat.cost_fields(),
+            "eval_time_s": evaluator.eval_time_s,
         },
         env=environment(device),
         extras=strat.extras(),

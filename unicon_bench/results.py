@@ -1,8 +1,14 @@
 """The result file: one versioned JSON per run, the contract everything downstream reads.
 
 ``schema_version`` is an integer bumped on any incompatible change; readers refuse files from a
-newer schema with a clear error. Undefined values (an AUC on a single-class eval set, BWT of a
-one-experience stream) are ``null``.
+newer schema with a clear error and convert files of an older one on load (``UPGRADES``), so every
+``RunResult`` in memory is of the current schema. Undefined values (an AUC on a single-class eval
+set, BWT of a one-experience stream) are ``null``.
+
+Schema 2 (schema 1 held the primary metric only): the matrix holds every registered metric of each
+experience (``unicon_bench.metrics.registry``; the primary one, named in ``scenario.metrics``, is
+what the summary uses), ``per_subject`` keeps the final model's per-subject values, ``cost`` has the
+evaluation time and ``scenario.evaluation`` the resolved evaluation settings.
 """
 
 from __future__ import annotations
@@ -12,15 +18,18 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from unicon_bench.errors import UniconBenchError
 from unicon_bench.fileio import read_json, validate
 
-SCHEMA_VERSION = 1
-METRIC_OF_TASK = {"segmentation": "dice", "classification": "auc", "prognosis": "c_index"}
+from unicon_bench.metrics.registry import METRICS, PRIMARY_OF_TASK, get_metric, metric_key
+
+SCHEMA_VERSION = 2
+METRIC_OF_TASK = PRIMARY_OF_TASK
+_PRIMARY_NAMES = tuple(PRIMARY_OF_TASK.values())
 
 
 class ResultError(UniconBenchError):
@@ -37,8 +46,9 @@ class ScenarioInfo(_Model):
     kind: Literal["domain", "task", "modality"]
     task_identity_at_test: bool
     experiences: list[str] = Field(min_length=1)
-    metrics: list[Literal["dice", "auc", "c_index"]] = Field(min_length=1)
+    metrics: list[Literal[_PRIMARY_NAMES]] = Field(min_length=1, description="primary metric of each experience")
     quick: bool = False
+    evaluation: dict[str, Any] = Field(default_factory=dict, description="resolved evaluation settings per experience")
 
 
 class StrategyInfo(_Model):
@@ -47,11 +57,39 @@ class StrategyInfo(_Model):
 
 
 class MatrixEntry(_Model):
-    metric: Literal["dice", "auc", "c_index"]
+    metric: str = Field(description="a registered metric (unicon_bench.metrics.registry)")
+    horizon: float | None = Field(None, description="survival horizon of a time-dependent metric")
     trained_upto: int = Field(ge=-1, description="-1 = the untrained model")
     evaluated_on: int = Field(ge=0)
-    value: float | None = Field(ge=0.0, le=1.0, description="Dice, AUC and C-index all lie in [0, 1]")
+    value: float | None
 
+    @model_validator(mode="after")
+    def _registered(self) -> "MatrixEntry":
+        if self.metric not in METRICS:
+            raise ValueError(f"unknown metric {self.metric!r}; registered: {', '.join(METRICS)}")
+        spec = METRICS[self.metric]
+        if spec.horizons != (self.horizon is not None):
+            raise ValueError(f"metric {self.metric} {'needs' if spec.horizons else 'takes no'} horizon")
+        if self.value is not None and not (math.isfinite(self.value) and spec.accepts(self.value)):
+            raise ValueError(f"{self.metric} value {self.value} outside [{spec.low}, {spec.high}]")
+        return self
+
+    @property
+    def key(self) -> str:
+        return metric_key(self.metric, self.horizon)
+
+
+class SubjectValues(_Model):
+    """Per-subject values of the final model on one experience (one list per quantity, subject order)."""
+
+    evaluated_on: int = Field(ge=0)
+    values: dict[str, list[float | None]]
+
+    @model_validator(mode="after")
+    def _same_length(self) -> "SubjectValues":
+        if len({len(v) for v in self.values.values()}) > 1:
+            raise ValueError(f"per-subject lists of experience {self.evaluated_on} differ in length")
+        return self
 
 class Summary(_Model):
     final_average: float | None
@@ -74,6 +112,7 @@ class Cost(_Model):
     weights_report: list[str] | None = Field(None, description="tensors loaded, keys missing/unexpected")
     frozen: str | None = Field(None, description="freeze policy of the backbone: none, frozen or partial:N")
     frozen_params: int | None = Field(None, description="backbone parameters frozen by that policy")
+    eval_time_s: float | None = Field(None, description="time spent evaluating (predictions and metrics)")
 
 
 class Env(_Model):
@@ -98,6 +137,7 @@ class RunResult(_Model):
     strategy: StrategyInfo
     seed: int
     matrix: list[MatrixEntry]
+    per_subject: list[SubjectValues] = Field(default_factory=list, description="the final model's, per experience")
     summary: Summary
     cost: Cost
     env: Env
@@ -108,22 +148,59 @@ class RunResult(_Model):
         n = len(self.scenario.experiences)
         if len(self.scenario.metrics) != n:
             raise ValueError("scenario.metrics must name one metric per experience")
-        seen = {(e.trained_upto, e.evaluated_on) for e in self.matrix}
-        expected = {(i, j) for i in range(-1, n) for j in range(n)}
-        if seen != expected or len(self.matrix) != len(expected):
-            raise ValueError(f"matrix must hold exactly one entry per (trained_upto in -1..{n-1}, evaluated_on in 0..{n-1})")
+        if any(e.evaluated_on >= n for e in self.matrix):
+            raise ValueError(f"matrix entry evaluated on an experience beyond the {n} of the scenario")
+        keys: dict[int, dict[int, list[str]]] = {}
         for e in self.matrix:
-            if e.metric != self.scenario.metrics[e.evaluated_on]:
-                raise ValueError(f"matrix entry for experience {e.evaluated_on} uses metric {e.metric}")
+            task = METRICS[self.scenario.metrics[e.evaluated_on]].task
+            if get_metric(e.metric).task != task:
+                raise ValueError(f"matrix entry for experience {e.evaluated_on} ({task}) uses metric {e.metric}")
+            keys.setdefault(e.evaluated_on, {}).setdefault(e.trained_upto, []).append(e.key)
+        primary = {(e.trained_upto, e.evaluated_on) for e in self.matrix if e.evaluated_on < n
+                   and e.metric == self.scenario.metrics[e.evaluated_on]}
+        expected = {(i, j) for i in range(-1, n) for j in range(n)}
+        if primary != expected or any(e.evaluated_on >= n for e in self.matrix):
+            raise ValueError(f"matrix must hold the primary metric once per (trained_upto in -1..{n-1}, "
+                             f"evaluated_on in 0..{n-1})")
+        for j, by_row in keys.items():
+            # each row holds the primary metric alone, or it and the same other metrics as the other full rows
+            sets = {tuple(sorted(k)) for k in by_row.values() if len(k) > 1}
+            if len(sets) > 1 or any(len(k) != len(set(k)) for k in by_row.values()):
+                raise ValueError(f"matrix of experience {j}: each trained_upto must hold the primary metric alone "
+                                 "or with the same other metrics, each once")
         if len(self.cost.trainable_params) != n or len(self.cost.train_time_s) != n:
             raise ValueError("cost.trainable_params and cost.train_time_s need one entry per experience")
+        seen = [s.evaluated_on for s in self.per_subject]
+        if len(seen) != len(set(seen)) or any(j >= n for j in seen):
+            raise ValueError("per_subject needs at most one entry per experience")
         return self
 
-    def rows(self) -> tuple[list[float | None], list[list[float | None]]]:
-        """``(init_row, R)`` with ``R[i][j]`` the score on j after training up to i."""
+    def metric_keys(self, j: int) -> list[str]:
+        """Metric keys recorded for experience ``j``, the primary first, then in registry order."""
+        found = {e.key: e for e in self.matrix if e.evaluated_on == j}
+        order = list(METRICS)
+        return sorted(found, key=lambda k: (k != self.scenario.metrics[j], order.index(found[k].metric),
+                                            found[k].horizon or 0.0))
+
+    def rows(self, metric: str | None = None) -> tuple[list[float | None], list[list[float | None]]]:
+        """``(init_row, R)`` with ``R[i][j]`` the score on j after training up to i.
+
+        ``metric``: a metric key (``hd95``, ``td_auc@24``); default the primary metric of each
+        experience. Cells without that metric get ``None`` (by default the metrics beside the
+        primary one are computed only where trained_upto >= evaluated_on).
+        """
         n = len(self.scenario.experiences)
-        grid = {(e.trained_upto, e.evaluated_on): e.value for e in self.matrix}
-        return [grid[(-1, j)] for j in range(n)], [[grid[(i, j)] for j in range(n)] for i in range(n)]
+        if metric is None:
+            grid = {(e.trained_upto, e.evaluated_on): e.value for e in self.matrix
+                    if e.metric == self.scenario.metrics[e.evaluated_on]}
+        else:
+            grid = {(e.trained_upto, e.evaluated_on): e.value for e in self.matrix if e.key == metric}
+        return ([grid.get((-1, j)) for j in range(n)],
+                [[grid.get((i, j)) for j in range(n)] for i in range(n)])
+
+    def subjects(self, j: int) -> dict[str, list[float | None]]:
+        """The final model's per-subject values on experience ``j`` (empty if not recorded)."""
+        return next((s.values for s in self.per_subject if s.evaluated_on == j), {})
 
 
 def clean_float(x: float | None) -> float | None:
@@ -159,6 +236,21 @@ def write_result(result: RunResult, out_dir: str | Path) -> Path:
     return path
 
 
+def _v1_to_v2(data: dict) -> dict:
+    # Schema 1 is schema 2 with the primary metric only: its fields all keep their meaning.
+    return {**data, "schema_version": 2}
+
+
+UPGRADES = {1: _v1_to_v2}  # version -> function turning a file of that version into the next
+
+
+def upgrade(data: dict) -> dict:
+    """Convert a result of an older schema, step by step, to ``SCHEMA_VERSION``."""
+    while data["schema_version"] < SCHEMA_VERSION:
+        data = UPGRADES[data["schema_version"]](data)
+    return data
+
+
 def parse_result(data: object, source: str = "<data>") -> RunResult:
     if not isinstance(data, dict):
         raise ResultError(f"{source}: not a JSON object")
@@ -170,7 +262,9 @@ def parse_result(data: object, source: str = "<data>") -> RunResult:
             f"{source}: schema_version {version} is newer than this unicon-bench supports "
             f"({SCHEMA_VERSION}); upgrade unicon-bench"
         )
-    return validate(RunResult, data, f"{source}: invalid result", ResultError)
+    if version < min(UPGRADES):
+        raise ResultError(f"{source}: schema_version {version} is older than any this unicon-bench reads")
+    return validate(RunResult, upgrade(data), f"{source}: invalid result", ResultError)
 
 
 def read_result(path: str | Path) -> RunResult:

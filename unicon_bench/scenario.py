@@ -136,6 +136,32 @@ class QuickSpec(_Strict):
     epochs: int = 2
 
 
+class EvaluationSpec(_Strict):
+    """Evaluation settings beyond the primary metrics; every field has a default."""
+
+    nsd_tolerance_mm: float | None = Field(
+        None, gt=0, description="NSD tolerance in mm; default: one voxel (the largest spacing of the volumes)")
+    horizons: list[float] | None = Field(
+        None, min_length=1, description="survival horizons of the time-dependent AUC (the time unit of the data, "
+        "months for the phantoms); default: quartiles of the training split's event times")
+    breslow_subjects: int | None = Field(
+        16, ge=2, description="training subjects (the first ones of the split) whose predicted risks fit the Breslow "
+        "baseline hazard of the integrated Brier score; null: the whole training split (one more prediction of it "
+        "per evaluation)")
+    threshold: float = Field(0.5, gt=0, lt=1, description="probability threshold of the balanced accuracy")
+    ece_bins: int = Field(10, ge=1, description="equal-width bins of the expected calibration error")
+    extra_metrics: Literal["seen", "all", "none"] = Field(
+        "seen", description="where the metrics beside the primary one are computed: 'seen', every experience the "
+        "model has been trained on (trained_upto >= evaluated_on; the untrained model's row and experiences not "
+        "trained yet get the primary metric only); 'all', every cell; 'none', nowhere")
+
+    @model_validator(mode="after")
+    def _positive_horizons(self) -> "EvaluationSpec":
+        if self.horizons is not None and not all(h > 0 for h in self.horizons):
+            raise ValueError(f"horizons must be positive, got {self.horizons}")
+        return self
+
+
 class ScenarioSpec(_Strict):
     name: str
     version: int = Field(ge=1)
@@ -147,6 +173,7 @@ class ScenarioSpec(_Strict):
     data: AnyDataSpec = DataSpec()
     train: TrainSpec = TrainSpec()
     quick: QuickSpec = QuickSpec()
+    evaluation: EvaluationSpec = EvaluationSpec()
 
     @model_validator(mode="after")
     def _check(self) -> "ScenarioSpec":

@@ -19,11 +19,11 @@ from scipy import stats
 
 from unicon_bench import check as gate
 from unicon_bench.metrics.continual import bwt, final_average
-from unicon_bench.results import parse_result
+from unicon_bench.results import SCHEMA_VERSION, parse_result
 from unicon_bench.scenario import get_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
-PET_VERSION = get_scenario("ct_to_pet").version
+V = get_scenario("ct_to_pet").version  # the built-in scenario's current version
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,7 @@ def test_drop_beyond_tolerance_fails_and_names_the_row(pet, tmp_path, cli):
     proc = cli("check", "--baseline", tmp_path / "baseline.json", cur, cwd=tmp_path)
     assert proc.returncode == 1, proc.stderr
     (line,) = [ln for ln in proc.stdout.splitlines() if "regressed" in ln and "pet_seg" in ln]
-    assert f"ct_to_pet v{PET_VERSION} (quick)" in line and "naive" in line and "final pet_seg (dice)" in line and "-0.080" in line
+    assert f"ct_to_pet v{V} (quick)" in line and "naive" in line and "final pet_seg (dice)" in line and "-0.080" in line
     assert error_lines(proc.stderr)[-1].startswith("FAIL: 1 failing row")
 
 
@@ -165,7 +165,7 @@ def test_newer_result_schema_is_a_usage_error(pet, tmp_path, cli):
     assert "schema_version 99 is newer" in line and "upgrade unicon-bench" in line
 
 
-@pytest.mark.parametrize("change", [{"version": 99}, {"quick": False}])
+@pytest.mark.parametrize("change", [{"version": V + 1}, {"quick": False}])
 def test_other_scenario_version_or_quick_flag_is_one_clear_line(pet, tmp_path, cli, change):
     base = runs(pet, tmp_path / "base", {0: [0.6, 0.7]})
     cur = runs(pet, tmp_path / "cur", {0: [0.6, 0.7]}, **change)
@@ -173,7 +173,7 @@ def test_other_scenario_version_or_quick_flag_is_one_clear_line(pet, tmp_path, c
     proc = cli("check", "--baseline", tmp_path / "baseline.json", cur, cwd=tmp_path)
     assert proc.returncode == 2
     (line,) = error_lines(proc.stderr)
-    assert f"the baseline is ct_to_pet v{PET_VERSION} (quick)" in line and "never compared" in line
+    assert f"the baseline is ct_to_pet v{V} (quick)" in line and "never compared" in line
 
 
 def test_drop_within_the_combined_interval_passes_with_several_seeds(pet, tmp_path):
@@ -201,10 +201,10 @@ def test_update_baseline_records_provenance_and_keeps_tolerances(pet, tmp_path, 
                cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     data = load_json(path)
-    assert data["baseline_schema_version"] == gate.BASELINE_SCHEMA_VERSION and data["result_schema_version"] == 1
+    assert data["baseline_schema_version"] == gate.BASELINE_SCHEMA_VERSION and data["result_schema_version"] == SCHEMA_VERSION
     assert data["suite"]["name"] == "ci" and data["environment"]["threads"] == pet["env"]["threads"]
     (entry,) = data["entries"]
-    assert (entry["scenario"], entry["scenario_version"], entry["quick"], entry["strategy"]) == ("ct_to_pet", 1, True, "naive")
+    assert (entry["scenario"], entry["scenario_version"], entry["quick"], entry["strategy"]) == ("ct_to_pet", V, True, "naive")
     assert entry["rows"]["final:pet_seg"]["values"] == {"0": 0.7, "1": 0.71}
     data["tolerances"]["dice"] = 0.2
     path.write_text(json.dumps(data), encoding="utf-8")

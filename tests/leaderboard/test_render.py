@@ -24,6 +24,7 @@ from unicon_bench.leaderboard.render import (
     render_markdown,
     write_leaderboard,
 )
+from unicon_bench.scenario import get_scenario
 
 RUNS = {"ct_to_pet": ["naive", "joint", "specialized"], "ct_sites": ["naive", "joint"]}
 SEEDS = (0, 1)
@@ -208,7 +209,17 @@ def check_leaderboard_page(browser, html: Path, tmp_path: Path) -> None:
 
     # figures decode (a broken data URI has naturalWidth 0)
     widths = page.locator("img").evaluate_all("imgs => imgs.map(i => i.naturalWidth)")
-    assert len(widths) == 1 + 2 * 3 + 1 + 2 * 2 and min(widths) > 50
+    assert min(widths) > 50
+    outside = page.locator("img").evaluate_all("imgs => imgs.filter(i => !i.closest('.metric-view')).length")
+    assert outside == 1 + 2 * 3 + 1 + 2 * 2
+
+    # the metric selector: primary by default, HD95 (with its per-subject plot) on demand
+    view = lambda key: ct_to_pet.locator(f"div.metric-view[data-metric='{key}']")  # noqa: E731
+    assert view("primary").is_visible() and not view("hd95").is_visible()
+    ct_to_pet.locator("select.metric-select").select_option("hd95")
+    assert view("hd95").is_visible() and not view("primary").is_visible()
+    assert view("hd95").locator("img").evaluate("i => i.naturalWidth") > 50
+    assert "lower is better" in view("hd95").inner_text()
 
     shot = tmp_path / "leaderboard.png"
     page.screenshot(path=str(shot), full_page=True)

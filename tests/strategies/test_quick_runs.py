@@ -8,6 +8,7 @@ import pytest
 
 from unicon_bench import get_scenario, get_strategy, list_scenarios, list_strategies
 from unicon_bench.errors import IncompatibleError
+from unicon_bench.metrics.registry import METRICS
 from unicon_bench.results import METRIC_OF_TASK, read_result
 
 PAIRS = [(strategy, scenario) for scenario in list_scenarios() for strategy in list_strategies()]
@@ -73,13 +74,17 @@ def test_quick_run(strategy, scenario, quick_run, phantom_cache, tmp_path):
     assert back.scenario.metrics == [METRIC_OF_TASK[e.task] for e in spec.experiences]
     assert back.strategy.params["epochs"] is None  # the budget is the scenario's
 
-    # matrix: (n + 1) x n entries, one per (trained_upto, evaluated_on), values in [0, 1] or null
-    assert len(back.matrix) == (n + 1) * n
+    # matrix: (n + 1) x n primary entries, one per (trained_upto, evaluated_on), values in [0, 1] or null;
+    # the other metrics (HD95 in mm, lesion counts...) within their registered range
+    assert sum(e.metric == back.scenario.metrics[e.evaluated_on] for e in back.matrix) == (n + 1) * n
     assert {(e.trained_upto, e.evaluated_on) for e in back.matrix} == {
         (i, j) for i in range(-1, n) for j in range(n)
     }
     for e in back.matrix:
-        assert e.value is None or (math.isfinite(e.value) and 0.0 <= e.value <= 1.0), e
+        spec_ = METRICS[e.metric]
+        assert e.value is None or (math.isfinite(e.value) and spec_.accepts(e.value)), e
+        if e.metric == back.scenario.metrics[e.evaluated_on]:
+            assert e.value is None or 0.0 <= e.value <= 1.0, e
     assert any(e.value is not None for e in back.matrix)
 
     # summary: every key present, and equal to the metrics recomputed from the matrix

@@ -20,7 +20,7 @@ clinical values are NaN.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +44,7 @@ class Stream:
     benchmark: object  # avalanche CLScenario with train_stream / test_stream
     task_labels: list[int]
     patch: tuple[int, int, int] | None = None  # segmentation trained on patches: sliding-window eval
+    spacing_mm: list[tuple[float, float, float]] = field(default_factory=list)  # voxel size of each experience
 
     @property
     def train_stream(self):
@@ -140,7 +141,9 @@ def _manifest_stream(spec: ScenarioSpec, cache_dir: str | Path | None) -> Stream
     train = [_wrap(tr, t, realdata.targets_of(tr)) for (tr, _), t in zip(pairs, labels)]
     evals = [_wrap(ev, t, realdata.targets_of(ev)) for (_, ev), t in zip(pairs, labels)]
     benchmark = benchmark_from_datasets(train=train, test=evals)
-    return Stream(spec=spec, benchmark=benchmark, task_labels=labels, patch=spec.data.patch)
+    # the volumes are resampled to data.spacing when it is set; otherwise their spacing is not known here
+    spacing = [tuple(float(x) for x in spec.data.spacing)] * len(pairs) if spec.data.spacing else []
+    return Stream(spec=spec, benchmark=benchmark, task_labels=labels, patch=spec.data.patch, spacing_mm=spacing)
 
 
 def build_stream(spec: ScenarioSpec, cache_dir: str | Path | None = None) -> Stream:
@@ -149,7 +152,7 @@ def build_stream(spec: ScenarioSpec, cache_dir: str | Path | None = None) -> Str
 
     if spec.data.source == "manifest":
         return _manifest_stream(spec, cache_dir)
-    train, evals, labels = [], [], []
+    train, evals, labels, spacing = [], [], [], []
     for i, exp in enumerate(spec.experiences):
         n_train, n_eval = spec.sizes(i)
         cohort = load_cohort(cohort_config(spec, i), cache_dir=cache_dir)
@@ -160,5 +163,6 @@ def build_stream(spec: ScenarioSpec, cache_dir: str | Path | None = None) -> Str
         train.append(_avalanche_dataset(tuple(x[:n_train] for x in tensors), t))
         evals.append(_avalanche_dataset(tuple(x[n_train:] for x in tensors), t))
         labels.append(t)
+        spacing.append(tuple(float(x) for x in cohort.spacing_mm))
     benchmark = benchmark_from_datasets(train=train, test=evals)
-    return Stream(spec=spec, benchmark=benchmark, task_labels=labels)
+    return Stream(spec=spec, benchmark=benchmark, task_labels=labels, spacing_mm=spacing)

@@ -1,4 +1,4 @@
-"""Area under the ROC curve for binary classification scores."""
+"""Classification metrics: ROC AUC of scores; balanced accuracy, Brier score and ECE of probabilities."""
 
 from __future__ import annotations
 
@@ -47,3 +47,79 @@ def roc_auc(scores: Any, labels: Any) -> float:
     except ImportError:
         return _rank_auc(s, positive)
     return float(roc_auc_score(positive, s))
+
+
+def _probabilities(probs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
+    p = to_numpy(probs, dtype=float).ravel()
+    y = to_numpy(labels).ravel()
+    if p.shape != y.shape or p.size == 0:
+        raise ValueError(f"probabilities and labels must be non-empty and of one length, got {p.size} and {y.size}")
+    if not (np.isfinite(p).all() and (p >= 0).all() and (p <= 1).all()):
+        raise ValueError("probabilities must lie in [0, 1]")
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError("labels must be 0/1")
+    return p, y.astype(int)
+
+
+def balanced_accuracy(probs: Any, labels: Any, threshold: float = 0.5) -> float:
+    """Balanced accuracy of ``probs >= threshold`` (scikit-learn); nan when the labels hold one class."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    p, y = _probabilities(probs, labels)
+    if np.unique(y).size < 2:
+        return float("nan")
+    return float(balanced_accuracy_score(y, (p >= threshold).astype(int)))
+
+
+def brier_per_subject(probs: Any, labels: Any) -> np.ndarray:
+    """Squared error of each probability; their mean is the Brier score."""
+    p, y = _probabilities(probs, labels)
+    return (p - y) ** 2
+
+
+def brier(probs: Any, labels: Any) -> float:
+    """Brier score, the mean squared error of the predicted probability (scikit-learn)."""
+    from sklearn.metrics import brier_score_loss
+
+    p, y = _probabilities(probs, labels)
+    return float(brier_score_loss(y, p, pos_label=1))
+
+
+def ece(probs: Any, labels: Any, n_bins: int = 10) -> float:
+    """Expected calibration error over ``n_bins`` equal-width bins of [0, 1].
+
+    ECE = sum over non-empty bins b of (n_b / N) |mean label in b - mean probability in b|; the
+    per-bin means are scikit-learn's ``calibration_curve(strategy="uniform")``, the bin counts use
+    its binning (bins (i / n_bins, (i + 1) / n_bins]; 0 falls in the first bin).
+    """
+    from sklearn.calibration import calibration_curve
+
+    p, y = _probabilities(probs, labels)
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+    prob_true, prob_pred = calibration_curve(y, p, n_bins=n_bins, strategy="uniform")
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    counts = np.bincount(np.searchsorted(edges[1:-1], p), minlength=n_bins)
+    counts = counts[counts > 0]
+    return float(np.sum(counts / p.size * np.abs(prob_true - prob_pred)))
+
+
+def roc_auc_rows(scores: Any, labels: Any) -> np.ndarray:
+    """ROC AUC of each row of (B, n) ``scores`` against (B, n) binary ``labels`` (bootstrap replicates).
+
+    The Mann-Whitney form with average ranks for ties, as ``_rank_auc`` (equal to scikit-learn's
+    ``roc_auc_score`` row by row); nan for a row holding one class.
+    """
+    from scipy.stats import rankdata
+
+    s = to_numpy(scores, dtype=float)
+    pos = to_numpy(labels).astype(bool)
+    if s.ndim != 2 or s.shape != pos.shape:
+        raise ValueError(f"expected (B, n) scores and labels of one shape, got {s.shape} and {pos.shape}")
+    ranks = rankdata(s, axis=1)
+    n_pos = pos.sum(1).astype(float)
+    n_neg = s.shape[1] - n_pos
+    with np.errstate(invalid="ignore", divide="ignore"):
+        auc = ((ranks * pos).sum(1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    auc[(n_pos == 0) | (n_neg == 0)] = np.nan
+    return auc

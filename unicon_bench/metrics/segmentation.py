@@ -39,6 +39,11 @@ def _per_sample_dice(pred: Any, target: Any) -> np.ndarray:
     return scores[:, 0].double().numpy()
 
 
+def dice_per_subject(pred: Any, target: Any) -> np.ndarray:
+    """Dice of each sample of binary masks shaped (N, 1, D, H, W) (empty-mask convention above)."""
+    return _per_sample_dice(pred, target)
+
+
 def dice(pred: Any, target: Any) -> float:
     """Mean over samples of the Dice score of binary masks shaped (N, 1, D, H, W).
 

@@ -1,4 +1,12 @@
-"""Harrell's concordance index for survival risk scores, computed with torchsurv."""
+"""Survival metrics of Cox risk scores, computed with torchsurv.
+
+Harrell's C-index (the primary metric), and beside it Uno's C-index, the cumulative/dynamic
+time-dependent AUC at given horizons and the integrated Brier score. The last three weight subjects
+by the inverse probability of censoring, a Kaplan-Meier estimate of the *training* split's censoring
+distribution (Uno et al. 2011; Graf et al. 1999). The Brier score needs survival curves, which a Cox
+risk does not give alone: ``breslow_survival`` fits Breslow's baseline hazard on the training
+split's risks, times and events and returns S_i(t) = S_0(t) ** exp(risk_i).
+"""
 
 from __future__ import annotations
 
@@ -53,3 +61,119 @@ def c_index(risk: Any, time: Any, event: Any) -> float:
         instate=False,
     )
     return float(value)
+
+
+def _tensor(x: Any):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(to_numpy(x, dtype=np.float64).ravel()))
+
+
+def _survival_data(time: Any, event: Any):
+    import torch
+
+    t = _tensor(time)
+    e = torch.from_numpy(to_numpy(event).ravel().astype(bool))
+    if t.numel() != e.numel() or t.numel() == 0:
+        raise ValueError(f"time and event must be non-empty and of one length, got {t.numel()} and {e.numel()}")
+    return t, e
+
+
+def _ipcw(train_time: Any, train_event: Any, at):
+    """1 / G(at), G the Kaplan-Meier censoring survival of the training split (0 where G is 0)."""
+    from torchsurv.stats.ipcw import get_ipcw
+
+    t, e = _survival_data(train_time, train_event)
+    return get_ipcw(e, t, at).double()
+
+
+def _no_events(*events: Any) -> bool:
+    """Whether any of the event vectors holds no event (torchsurv refuses those; the metric is undefined)."""
+    return any(not to_numpy(e).astype(bool).any() for e in events)
+
+
+def uno_c_index(risk: Any, time: Any, event: Any, train_time: Any, train_event: Any) -> float:
+    """Uno's C-index: Harrell's pairs weighted by 1 / G(T_i)^2 (G from the training split); nan if undefined."""
+    from torchsurv.metrics.cindex import ConcordanceIndex
+
+    r = _tensor(risk)
+    t, e = _survival_data(time, event)
+    if _no_events(event, train_event):
+        return float("nan")
+    if r.numel() != t.numel():
+        raise ValueError(f"risk and time lengths differ: {r.numel()} vs {t.numel()}")
+    if not _has_comparable_pair(t.numpy(), e.numpy()):
+        return float("nan")
+    weight = _ipcw(train_time, train_event, t)
+    if not weight[e].gt(0).any():
+        return float("nan")
+    return float(ConcordanceIndex()(r, e, t, weight=weight, instate=False))
+
+
+def td_auc(risk: Any, time: Any, event: Any, horizons: Any, train_time: Any, train_event: Any) -> np.ndarray:
+    """Cumulative/dynamic AUC at each horizon (cases: event by t; controls: still at risk after t).
+
+    Cases are weighted by the inverse probability of censoring at their time (training split's
+    Kaplan-Meier). A horizon without a case or a control in ``time`` gets nan.
+    """
+    from torchsurv.metrics.auc import Auc
+
+    r = _tensor(risk)
+    t, e = _survival_data(time, event)
+    h = np.asarray(horizons, dtype=np.float64).ravel()
+    out = np.full(h.size, np.nan)
+    if _no_events(event, train_event):
+        return out
+    weight = _ipcw(train_time, train_event, t)
+    for k, horizon in enumerate(h):
+        cases = (t <= horizon) & e & (weight > 0)
+        if not cases.any() or not (t > horizon).any():
+            continue
+        at = _tensor([horizon])
+        value = Auc()(r, e, t, auc_type="cumulative", weight=weight, new_time=at,
+                      weight_new_time=_ipcw(train_time, train_event, at), instate=False)
+        out[k] = float(value.reshape(-1)[0])
+    return out
+
+
+def breslow_survival(train_risk: Any, train_time: Any, train_event: Any, risk: Any, times: Any) -> np.ndarray:
+    """S_i(t) at ``times`` for each of ``risk``: Cox model with a Breslow baseline fitted on the training split.
+
+    nan when the training subjects hold no event (no baseline hazard can be fitted).
+    """
+    from torchsurv.loss.cox import baseline_survival_function, survival_function_cox
+
+    t, e = _survival_data(train_time, train_event)
+    if not e.any():
+        return np.full((len(to_numpy(risk).ravel()), len(to_numpy(times).ravel())), np.nan)
+    baseline = baseline_survival_function(_tensor(train_risk), e, t)
+    surv = survival_function_cox(baseline, _tensor(risk), _tensor(times))
+    return surv.reshape(len(to_numpy(risk).ravel()), -1).double().numpy()
+
+
+def brier_grid(time: Any, event: Any, n: int = 20) -> np.ndarray:
+    """Times at which the integrated Brier score is evaluated: ``n`` points from the 10th to the
+    90th percentile of the observed times (inside the follow-up, as scikit-survival requires)."""
+    t = to_numpy(time, dtype=np.float64).ravel()
+    lo, hi = np.percentile(t, [10, 90])
+    return np.unique(np.linspace(lo, hi, n))
+
+
+def integrated_brier_score(survival: Any, time: Any, event: Any, times: Any, train_time: Any, train_event: Any) -> float:
+    """IPCW integrated Brier score of survival curves ``survival[i, k] = S_i(times[k])``.
+
+    The Brier score at each time (Graf et al. 1999, censoring weights from the training split),
+    integrated by the trapezoidal rule over ``times`` and divided by their range; nan if undefined.
+    """
+    import torch
+    from torchsurv.metrics.brier_score import BrierScore
+
+    t, e = _survival_data(time, event)
+    grid = _tensor(times)
+    s = _tensor(survival).reshape(t.numel(), grid.numel())
+    if grid.numel() < 2 or _no_events(event, train_event) or not bool(torch.isfinite(s).all()):
+        return float("nan")
+    metric = BrierScore()
+    metric(s, e, t, new_time=grid, weight=_ipcw(train_time, train_event, t),
+           weight_new_time=_ipcw(train_time, train_event, grid))
+    return float(metric.integral())
