@@ -118,6 +118,11 @@ class Foundation:
         """Load ``params.backbone_weights`` into ``model.encoder`` (or keep a stage 0 for later), freeze."""
         f = cls(freeze=params.freeze)
         path = params.backbone_weights
+        if not hasattr(model, "encoder"):  # strategies with a network of their own (packnet, l2p)
+            if path is not None or params.freeze != "none" or params.backbone != "unet":
+                raise ConfigError(f"{type(model).__name__} builds its own network: backbone, backbone_weights "
+                                  "and freeze do not apply to this strategy")
+            return f
         if path is not None:
             if is_pretrain_dir(path):
                 f._read_pretrain(Path(path).expanduser(), params, spec)
