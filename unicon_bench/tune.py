@@ -30,7 +30,8 @@ from unicon_bench.executors import ExecutorConfig, Outcome, one_line, run_jobs
 
 SUMMARY_KEYS = ("final_average", "bwt", "fwt", "forgetting", "plasticity")
 # Second objectives (minimised) of a multi-objective study: score against cost, a Pareto front.
-COSTS = {"params": "mean trainable parameters per experience", "time": "wall time (s)"}
+# The value is the key each Pareto-front entry of pareto.yaml gives the cost.
+COSTS = {"params": "trainable_params", "time": "wall_time_s"}
 SQLITE_TIMEOUT_S = 60  # several processes writing one SQLite study wait for the lock this long
 
 
@@ -340,7 +341,8 @@ def run_tuning(spec: TuneSpec, trials: int, executor: ExecutorConfig | None = No
     executor = executor or ExecutorConfig()
     quiet_optuna()
     study = open_study(spec, spec.sampler_seed)
-    before = {t.number for t in study.get_trials(deepcopy=False)}
+    waiting = optuna.trial.TrialState.WAITING  # enqueued trials are run by whoever comes first
+    before = {t.number for t in study.get_trials(deepcopy=False) if t.state != waiting}
     bar = _TrialBar(console, study, trials) if console is not None else None
     errors: list[str] = []  # jobs that could not even run their trial (storage unreachable, worker lost)
     try:
@@ -399,7 +401,8 @@ def write_outputs(study, spec: TuneSpec, folder: Path, report: TuneReport) -> No
     report.best_params = folder / "best_params.yaml"
     atomic_write_text(report.best_params, header + yaml.safe_dump(body, sort_keys=False))
     if spec.cost:
-        front = [{"trial": t.number, "score": t.values[0], spec.cost: t.values[1], "params": {**spec.fixed, **t.params}}
+        front = [{"trial": t.number, "score": t.values[0], COSTS[spec.cost]: t.values[1],
+                  "params": {**spec.fixed, **t.params}}
                  for t in sorted(study.best_trials, key=lambda t: -t.values[0])]
         report.pareto = folder / "pareto.yaml"
         atomic_write_text(report.pareto, yaml.safe_dump({"study": spec.study_name, "objectives": objectives,
