@@ -90,7 +90,7 @@ def test_tune_four_trials_then_run_with_best_yaml(cli, tmp_path):
     assert (result.tuning.study, result.tuning.trials, result.tuning.storage) == (name, 4, "sqlite")
 
     board = cli("leaderboard", tmp_path / "results", "--format", "md", cwd=tmp_path)
-    assert board.returncode == 0 and "naive \\(tuned\\)" in board.stdout
+    assert board.returncode == 0 and "| naive (tuned) |" in board.stdout
 
 
 @pytest.mark.slow
@@ -194,18 +194,23 @@ def test_stratified_split_keeps_both_classes():
     assert not np.array_equal(validation_split(labels, 0.25, 0)[1], validation_split(labels, 0.25, 1)[1])
 
 
-def test_tune_rejects_bad_settings_in_one_line(cli, tmp_path):
+def test_tune_rejects_bad_settings_before_any_trial(cli, tmp_path):
+    from unicon_bench import tune
+
     cases = [
-        (["--objective", "accuracy"], "unknown objective 'accuracy'"),
-        (["--set", "lr=0.1", "--set", "weight_decay=0"], "nothing to tune"),
-        (["--set", "nonsense=1"], "unknown parameter(s) nonsense"),
-        (["--storage", "not a url"], "is not a database URL"),
-        (["--validation", "1"], "--validation must be a fraction"),
+        ({"objective": "accuracy"}, "unknown objective 'accuracy'"),
+        ({"fixed": {"lr": "0.1", "weight_decay": "0"}}, "nothing to tune"),
+        ({"fixed": {"nonsense": "1"}}, r"unknown parameter\(s\) nonsense"),
+        ({"storage": "not a url"}, "is not a database URL"),
+        ({"validation": 1.0}, "--validation must be a fraction"),
+        ({"cost": "money"}, "unknown second objective 'money'"),
     ]
-    for extra, message in cases:
-        proc = cli("tune", "-s", "naive", "-c", "ct_to_pet", "--quick", "--out", tmp_path, *extra, cwd=tmp_path)
-        assert proc.returncode == 2 and message in proc.stderr, (extra, proc.stderr)
-        assert len([line for line in proc.stderr.splitlines() if line.strip()]) == 1
+    for kwargs, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            tune.build_spec("naive", "ct_to_pet", quick=True, out=tmp_path, **kwargs)
+    proc = cli("tune", "-s", "naive", "-c", "ct_to_pet", "--objective", "accuracy", "--out", tmp_path, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: unknown objective 'accuracy'")
+    assert len([line for line in proc.stderr.splitlines() if line.strip()]) == 1
 
 
 def test_declared_search_spaces_are_valid():
