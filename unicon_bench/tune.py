@@ -123,7 +123,8 @@ def make_storage(url: str):
     try:
         return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
     except Exception as exc:  # noqa: BLE001 - a driver missing, a server down: one line for the user
-        raise TuneError(f"cannot open study storage {url}: {' '.join(str(exc).split())[:300]}") from None
+        hint = " (pip install 'unicon-bench[postgres]')" if "import" in str(exc) else ""
+        raise TuneError(f"cannot open study storage {url}: {' '.join(str(exc).split())[:300]}{hint}") from None
 
 
 def open_study(spec: TuneSpec, sampler_seed: int | None = None):
