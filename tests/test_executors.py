@@ -67,3 +67,29 @@ def test_executor_settings_are_checked():
         ExecutorConfig("local", address="auto")
     assert ExecutorConfig().in_process and not ExecutorConfig("local", workers=2).in_process
     assert not ExecutorConfig("ray", workers=1).in_process
+
+
+@pytest.mark.slow
+def test_tune_trials_as_ray_tasks_score_like_trials_in_this_process(phantom_cache, tmp_path, torch_one_thread):
+    from unicon_bench import tune
+
+    settings = [{"lr": 0.003, "weight_decay": 0.0}, {"lr": 0.0003, "weight_decay": 1e-4}]
+    values = {}
+    for kind, workers in (("local", 1), ("ray", 2)):
+        spec = tune.build_spec("naive", "ct_to_pet", quick=True, out=tmp_path / kind, fixed={"epochs": "1"},
+                               pruning=False, cache_dir=phantom_cache)
+        study = tune.open_study(spec)
+        for params in settings:
+            study.enqueue_trial(params)
+        report = tune.run_tuning(spec, trials=2, executor=ExecutorConfig(kind, workers=workers, threads=1),
+                                 out=tmp_path / kind)
+        assert report.ran == 2 and not report.failed
+        values[kind] = {(t.params["lr"], t.params["weight_decay"]): (t.value, t.user_attrs["worker"])
+                        for t in study.trials}
+    assert set(values["ray"]) == set(values["local"]) == {(s["lr"], s["weight_decay"]) for s in settings}
+    for key, (value, _worker) in values["local"].items():
+        assert values["ray"][key][0] == value  # the same validation score, trained in a Ray worker
+    import os
+
+    assert {w.split(":")[1] for _v, w in values["local"].values()} == {str(os.getpid())}
+    assert str(os.getpid()) not in {w.split(":")[1] for _v, w in values["ray"].values()}
