@@ -148,10 +148,11 @@ def init_ray(config: ExecutorConfig, threads: int) -> bool:
         raise ExecutorError("--executor ray needs Ray: pip install 'unicon-bench[ray]' (or pip install ray)") from None
     if ray.is_initialized():
         return False
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                              "runtime_env": {"env_vars": worker_env(threads)}}
-    if config.address is None and config.workers is not None:
-        kwargs["num_cpus"] = config.workers * threads  # a local instance sized to the workers asked for
+    kwargs: dict[str, Any] = {"log_to_driver": False, "runtime_env": {"env_vars": worker_env(threads)}}
+    if config.address is None:  # a new local instance: no dashboard, sized to the workers asked for
+        kwargs["include_dashboard"] = False
+        if config.workers is not None:
+            kwargs["num_cpus"] = config.workers * threads
     try:
         ray.init(address=config.address, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
