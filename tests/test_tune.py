@@ -236,3 +236,14 @@ def test_old_results_without_tuning_still_validate(quick_run):
     from unicon_bench.results import parse_result
 
     assert parse_result(data).tuning is None
+
+
+def test_unreachable_storage_is_one_error_without_the_password(tmp_path):
+    from unicon_bench import tune
+    from unicon_bench.study import TuneError
+
+    spec = tune.build_spec("naive", "ct_to_pet", quick=True, out=tmp_path,
+                           storage="postgresql://lab:secret@127.0.0.1:1/studies")
+    with pytest.raises(TuneError, match=r"cannot open study storage postgresql://lab:\*\*\*@127.0.0.1:1/studies") as info:
+        tune.run_tuning(spec, trials=1, out=tmp_path)
+    assert "secret" not in str(info.value)

@@ -111,12 +111,19 @@ def storage_kind(url: str) -> str:
 def make_storage(url: str):
     import optuna
 
+    from sqlalchemy.engine import make_url
+
     kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if storage_kind(url) == "sqlite" else None
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-    except Exception as exc:  # noqa: BLE001 - a driver missing, a server down: one line for the user
-        hint = " (pip install 'unicon-bench[postgres]')" if "import" in str(exc) else ""
-        raise TuneError(f"cannot open study storage {url}: {' '.join(str(exc).split())[:300]}{hint}") from None
+    for attempt in range(3):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        except Exception as exc:  # noqa: BLE001 - a driver missing, a server down: one line for the user
+            if "already exists" in str(exc) and attempt < 2:  # another process created the tables meanwhile
+                time.sleep(0.5)
+                continue
+            hint = " (pip install 'unicon-bench[postgres]')" if "import" in str(exc) else ""
+            shown = make_url(url).render_as_string(hide_password=True)
+            raise TuneError(f"cannot open study storage {shown}: {' '.join(str(exc).split())[:300]}{hint}") from None
 
 
 def open_study(spec: TuneSpec, sampler_seed: int | None = None):
