@@ -25,11 +25,11 @@ def test_ray_sweep_gives_the_same_results_as_local(cli, quick_run, tmp_path):
     suite.write_text(yaml.safe_dump({"name": "tiny", "strategies": ["naive"], "scenarios": ["ct_to_pet"],
                                      "seeds": [0, 1], "quick": True, "out": "unused"}))
     ray = cli("sweep", suite, "--out", tmp_path / "ray", "--executor", "ray", "--workers", "2", "--no-progress",
-              cwd=tmp_path)
+              cwd=tmp_path, timeout=600)
     assert ray.returncode == 0, ray.stderr
     assert "2 ran, 0 already done" in ray.stdout
     pool = cli("sweep", suite, "--out", tmp_path / "pool", "--executor", "local", "--workers", "2", "--no-progress",
-               cwd=tmp_path)
+               cwd=tmp_path, timeout=600)
     assert pool.returncode == 0, pool.stderr
     by_ray, by_pool = results_by_run(tmp_path / "ray"), results_by_run(tmp_path / "pool")
     assert set(by_ray) == set(by_pool) == {("naive", 0), ("naive", 1)}
