@@ -154,7 +154,8 @@ def init_ray(config: ExecutorConfig, threads: int) -> bool:
         if config.workers is not None:
             kwargs["num_cpus"] = config.workers * threads
     try:
-        ray.init(address=config.address, **kwargs)
+        # "local": always a new instance, never a cluster that happens to run here (or a stale record of one)
+        ray.init(address=config.address or "local", **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise ExecutorError(f"cannot start or reach Ray at {config.address or 'a new local instance'}: "
                             f"{one_line(exc)}") from None

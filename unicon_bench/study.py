@@ -118,10 +118,11 @@ def make_storage(url: str):
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
         except Exception as exc:  # noqa: BLE001 - a driver missing, a server down: one line for the user
-            if "already exists" in str(exc) and attempt < 2:  # another process created the tables meanwhile
-                time.sleep(0.5)
+            missing_driver = "import" in str(exc)
+            if not missing_driver and attempt < 2:  # e.g. another process creating the tables meanwhile
+                time.sleep(0.5 + attempt)
                 continue
-            hint = " (pip install 'unicon-bench[postgres]')" if "import" in str(exc) else ""
+            hint = " (pip install 'unicon-bench[postgres]')" if missing_driver else ""
             shown = make_url(url).render_as_string(hide_password=True)
             raise TuneError(f"cannot open study storage {shown}: {' '.join(str(exc).split())[:300]}{hint}") from None
 
