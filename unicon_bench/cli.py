@@ -59,7 +59,6 @@ class Executor(str, Enum):
 
 EXECUTOR_HELP = "local: this machine (one worker: in this process; more: a process pool); ray: one Ray task per job."
 ADDRESS_HELP = "Ray cluster address (e.g. auto, ray://head:10001); default: start a local Ray instance."
-WORKERS_HELP = "Jobs at once: local pool size (default 1), or Ray tasks in flight (default: as the cluster schedules)."
 
 
 class What(str, Enum):
@@ -187,7 +186,7 @@ def sweep(
     logger: list[Logger] = typer.Option([], "--logger", help=LOGGER_HELP),
     executor: Executor = typer.Option(Executor.local, help=EXECUTOR_HELP),
     address: Optional[str] = typer.Option(None, help=ADDRESS_HELP),
-    workers: Optional[int] = typer.Option(None, help=WORKERS_HELP),
+    workers: Optional[int] = typer.Option(None, help="Runs at once: local pool size (default 1), or Ray tasks in flight (default: as the cluster schedules)."),
 ) -> None:
     """Run strategies x scenarios x seeds of a SUITE; skip runs already done; exit 1 if any run failed.
 
@@ -249,11 +248,6 @@ def pretrain(
     typer.echo(f"checkpoint: {folder}")
 
 
-class Cost(str, Enum):
-    params = "params"
-    time = "time"
-
-
 @app.command()
 def tune(
     strategy: str = typer.Option(..., "--strategy", "-s", help="Strategy whose search space (beside its params) is searched."),
@@ -263,7 +257,7 @@ def tune(
     study_name: Optional[str] = typer.Option(None, help="Study name (default: STRATEGY-SCENARIO[-quick]); reuse it to add trials."),
     n_jobs: int = typer.Option(1, help="Trials at once: local worker processes, or Ray tasks in flight with --executor ray."),
     objective: str = typer.Option("final_average", help="Summary value to maximise (final_average, bwt, fwt, plasticity), or -NAME to minimise (e.g. -forgetting)."),
-    multi_objective: Optional[Cost] = typer.Option(None, "--multi-objective", help="Also minimise cost (trainable params or wall time): a Pareto front, no pruning."),
+    multi_objective: Optional[str] = typer.Option(None, "--multi-objective", help="Also minimise a cost, params (trainable parameters) or time (wall time): a Pareto front, no pruning."),
     budget_minutes: Optional[float] = typer.Option(None, help="Start no trial after this many minutes."),
     validation: float = typer.Option(0.25, help="Share of each experience's training subjects held out to score trials (never the eval split)."),
     set_: list[str] = typer.Option([], "--set", help="Fix a parameter (left out of the search): --set epochs=1 (repeatable)."),
@@ -289,7 +283,7 @@ def tune(
         where = ExecutorConfig(executor.value, workers=n_jobs, address=address, gpus=float(device is Device.cuda))
         spec = tuning.build_spec(
             strategy, scenario, out=out, storage=storage, study_name=study_name, fixed=parse_overrides(set_),
-            objective=objective, cost=multi_objective.value if multi_objective else None, quick=quick, seed=seed,
+            objective=objective, cost=multi_objective, quick=quick, seed=seed,
             device=device.value, validation=validation, pruning=pruning, cache_dir=cache_dir,
             sampler_seed=sampler_seed, budget_minutes=budget_minutes,
         )
