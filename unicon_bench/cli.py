@@ -52,11 +52,7 @@ LOGGER_HELP = (
 )
 
 
-class Executor(str, Enum):
-    local = "local"
-    ray = "ray"
-
-
+Executor = Enum("Executor", {"local": "local", "ray": "ray"}, type=str)
 EXECUTOR_HELP = "local: this machine (one worker: in this process; more: a process pool); ray: one Ray task per job."
 ADDRESS_HELP = "Ray cluster address (e.g. auto, ray://head:10001); default: start a local Ray instance."
 
