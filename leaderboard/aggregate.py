@@ -199,19 +199,23 @@ def _params_key(params: dict) -> str:
     return json.dumps(params, sort_keys=True, default=str)
 
 
+TUNED_MARK = " (tuned)"  # runs whose parameters came from `unicon-bench tune` (result field `tuning`)
+
+
 def _label_methods(runs: list[Run]) -> None:
-    """Label each run with its method: the strategy name, plus the differing params if it has several sets."""
+    """Label each run with its method: the strategy name, a tuned mark, and the differing params if it has several sets."""
     by_strategy: dict[str, dict[str, dict]] = {}
     for r in runs:
         by_strategy.setdefault(r.result.strategy.name, {})[_params_key(r.result.strategy.params)] = r.result.strategy.params
     for r in runs:
         sets = by_strategy[r.result.strategy.name]
+        tuned = TUNED_MARK if r.result.tuning is not None else ""
         if len(sets) == 1:
-            r.method = r.result.strategy.name
+            r.method = r.result.strategy.name + tuned
             continue
         keys = sorted({k for p in sets.values() for k in p if len({_params_key({k: q.get(k)}) for q in sets.values()}) > 1})
         shown = ", ".join(f"{k}={json.dumps(r.result.strategy.params.get(k), default=str)}" for k in keys)
-        r.method = f"{r.result.strategy.name} [{shown}]"
+        r.method = f"{r.result.strategy.name}{tuned} [{shown}]"
 
 
 def _dedupe(runs: list[Run]) -> tuple[list[Run], int]:

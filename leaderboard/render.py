@@ -122,7 +122,8 @@ def _board_context(index: int, board: Board, figures: bool) -> dict:
             "summary": [(k, "–" if v is None else f"{v:.4f}") for k, v in res.summary.model_dump().items()],
             "params": [(k, _jsonish(v)) for k, v in sorted(res.strategy.params.items())],
             "env": list(res.env.model_dump().items()),
-            "extras": [(k, _jsonish(v)) for k, v in sorted(res.extras.items())],
+            "extras": [(k, _jsonish(v)) for k, v in sorted(res.extras.items())]
+            + ([("tuning", _jsonish(res.tuning.model_dump()))] if res.tuning is not None else []),
         })
     return {
         "id": f"board-{index}", "title": board.title, "quick": board.quick, "kind": board.kind,

@@ -19,7 +19,7 @@ from typing import ClassVar
 import torch
 
 from unicon_bench.models.peft_net import FusionPrognosisHead, PeftNet
-from unicon_bench.training import AvalancheStrategy, BaseParams, TaskTemplate
+from unicon_bench.training import AvalancheStrategy, BaseParams, SearchSpace, TaskTemplate
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,12 @@ class PeftParams(BaseParams):
     lora_alpha: float = 16.0
     fuse_text: bool = True  # prognosis fuses the report text (UNICON's head), for every PEFT method
     peft_lr_scale: float = 3.0  # learning-rate multiplier for the stages after stage 0
+
+    search_space: ClassVar[SearchSpace] = {
+        **BaseParams.search_space,
+        "lora_rank": ("categorical", [4, 8, 16]),
+        "peft_lr_scale": ("float_log", 1.0, 10.0),
+    }
 
     def __post_init__(self):
         super().__post_init__()

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from avalanche.training.plugins import EWCPlugin
 from avalanche.training.utils import zerolike_params_dict
 
 from unicon_bench.registry import register_strategy
-from unicon_bench.training import AvalancheStrategy, BaseParams
+from unicon_bench.training import AvalancheStrategy, BaseParams, SearchSpace
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,12 @@ class EWCParams(BaseParams):
     ewc_lambda: float = 1000.0
     mode: Literal["separate", "online"] = "separate"
     decay_factor: float = 0.9
+
+    search_space: ClassVar[SearchSpace] = {
+        **BaseParams.search_space,
+        "ewc_lambda": ("float_log", 1.0, 1e5),
+        "mode": ("categorical", ["separate", "online"]),
+    }
 
 
 class TaskAwareEWCPlugin(EWCPlugin):

@@ -16,7 +16,7 @@ Pieces, each reusable and tested on its own:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 import numpy as np
 import torch
@@ -27,7 +27,7 @@ from avalanche.training.storage_policy import ExemplarsBuffer
 
 from unicon_bench.cl_plugins import frozen_copy
 from unicon_bench.registry import register_strategy
-from unicon_bench.training import AvalancheStrategy, BaseParams, TaskTemplate, tensor_bytes
+from unicon_bench.training import AvalancheStrategy, BaseParams, SearchSpace, TaskTemplate, tensor_bytes
 
 BUFFER_FLAG = "medcoss_from_buffer"
 
@@ -38,6 +38,12 @@ class MedCoSSParams(BaseParams):
     cluster_ratio: float = 0.01  # k-means clusters per experience, as a share of its samples (>= 1)
     distill_weight: float = 1.0  # weight of the buffer samples' feature distillation
     mixup: bool = True  # intra-modal mixup of buffer samples before distillation
+
+    search_space: ClassVar[SearchSpace] = {
+        **BaseParams.search_space,
+        "buffer_ratio": ("float", 0.02, 0.2),
+        "distill_weight": ("float_log", 0.1, 10.0),
+    }
 
 
 # -- k-means rehearsal selection ---------------------------------------------------------------------

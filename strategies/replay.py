@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from avalanche.training.plugins import ReplayPlugin
 from avalanche.training.storage_policy import ExperienceBalancedBuffer
 
 from unicon_bench.registry import register_strategy
-from unicon_bench.training import AvalancheStrategy, BaseParams, tensor_bytes
+from unicon_bench.training import AvalancheStrategy, BaseParams, SearchSpace, tensor_bytes
 
 
 @dataclass(frozen=True)
 class ReplayParams(BaseParams):
     mem_size: int = 16  # subjects kept in memory, split evenly across past experiences
+
+    search_space: ClassVar[SearchSpace] = {**BaseParams.search_space, "mem_size": ("int_log", 4, 64)}
 
 
 @register_strategy("replay")

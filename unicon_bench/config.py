@@ -90,6 +90,22 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     return raw
 
 
+def load_tuning_info(path: str | Path):
+    """The ``tuning:`` block of a params YAML written by ``unicon-bench tune``, or ``None``.
+
+    A run configured from it records in its result that its parameters were tuned (study, trials);
+    returns a ``results.TuningInfo``.
+    """
+    raw = read_yaml_mapping(path, "config", " of parameter names to values")
+    tuning = raw.get("tuning") if "params" in raw else None
+    if tuning is None:
+        return None
+    from unicon_bench.fileio import validate
+    from unicon_bench.results import TuningInfo
+
+    return validate(TuningInfo, tuning, f"config {path}: invalid 'tuning' block")
+
+
 def build_params(params_cls: type, values: dict[str, Any]) -> Any:
     """Instantiate the frozen params dataclass from raw values, coercing and checking each key."""
     hints = typing.get_type_hints(params_cls)

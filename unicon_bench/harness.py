@@ -17,11 +17,11 @@ import uuid
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from unicon_bench.config import build_params, load_config_file, recorded_params
+from unicon_bench.config import build_params, load_config_file, load_tuning_info, recorded_params
 from unicon_bench.errors import IncompatibleError
 from unicon_bench.evaluation import Evaluator
 from unicon_bench.registry import STRATEGIES
@@ -135,25 +135,34 @@ def run(
     reporter: Reporter | None = None,
     cache_dir: str | Path | None = None,
     loggers: list[str] | None = None,
-) -> tuple[RunResult, Path]:
+    *,
+    on_experience: Callable[[int, float | None], None] | None = None,
+    validation: float | None = None,
+) -> tuple[RunResult, Path | None]:
     """Train ``strategy`` over ``scenario`` and write the result file; returns it and its path.
 
     ``loggers`` (``tensorboard``, ``mlflow``, ``csv``) receive the losses and the matrix as it fills.
+    ``on_experience(i, running_average)`` is called after experience ``i`` is trained and evaluated,
+    with the mean score over the experiences trained so far (Optuna's pruning; it may raise to stop
+    the run). ``validation`` (a fraction) evaluates on a split of the training subjects instead of
+    the eval subjects (tuning). With ``out=None`` no file is written and the path is ``None``.
     """
     reporter = reporter or SilentReporter()
     cls, spec, params = resolve(strategy, scenario, quick, config, overrides or {})
+    tuning = load_tuning_info(config) if config else None
     started = datetime.now(timezone.utc)
     run_id = f"s{seed}-{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     t0 = time.perf_counter()
     seed_everything(seed)
     from unicon_bench.loggers import open_trackers
 
-    tracker = open_trackers(loggers or [], out, run_id, spec, strategy, seed, recorded_params(params))
+    tracker = open_trackers(loggers or [], "." if out is None else out, run_id, spec, strategy, seed,
+                            recorded_params(params))
 
     from unicon_bench.data.streams import build_stream
     from unicon_bench.metrics import continual
 
-    stream = build_stream(spec, cache_dir=cache_dir)
+    stream = build_stream(spec, cache_dir=cache_dir, validation=validation, split_seed=seed)
     strat = cls(params, stream, device=device)
     evaluator = Evaluator(stream)
     n = len(evaluator.evals)
@@ -180,6 +189,9 @@ def run(
         trainable.append(int(strat.last_trainable_params()))
         matrix.append(evaluate_all(f"after {spec.experiences[i].name}"))
         tracker.row(i, matrix[-1])
+        if on_experience is not None:
+            seen = [v for v in matrix[-1][: i + 1] if clean_float(v) is not None]
+            on_experience(i, sum(seen) / len(seen) if seen else None)
     reporter.done()
 
     summary = {k: clean_float(v) for k, v in continual.summarize(matrix, init_row).items()}
@@ -217,8 +229,9 @@ def run(
         },
         env=environment(device),
         extras=strat.extras(),
+        tuning=tuning,
     )
-    path = write_result(result, out)
+    path = write_result(result, out) if out is not None else None
     tracker.finish(result, path)
     return result, path
 

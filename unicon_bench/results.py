@@ -128,6 +128,18 @@ class Env(_Model):
     deterministic: bool
 
 
+class TuningInfo(BaseModel):
+    """Where a run's parameters came from when ``unicon-bench tune`` chose them."""
+
+    model_config = ConfigDict(extra="allow")
+
+    study: str
+    trials: int = Field(ge=0, description="finished trials (complete or pruned) in the study when the YAML was written")
+    storage: str = Field(description="storage kind: sqlite, postgresql, mysql, ...")
+    objective: str | list[str] = "final_average"
+    best_trial: int | None = None
+
+
 class RunResult(_Model):
     schema_version: int
     run_id: str
@@ -142,6 +154,7 @@ class RunResult(_Model):
     cost: Cost
     env: Env
     extras: dict = Field(default_factory=dict, description="strategy-specific facts, e.g. routing accuracy")
+    tuning: TuningInfo | None = Field(None, description="set when the parameters came from `unicon-bench tune`")
 
     @model_validator(mode="after")
     def _matrix_complete(self) -> "RunResult":

@@ -37,9 +37,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from unicon_bench import harness
 from unicon_bench.config import recorded_params
 from unicon_bench.errors import ConfigError, IncompatibleError, UniconBenchError
+from unicon_bench.executors import ExecutorConfig, Outcome, one_line, run_jobs
 from unicon_bench.fileio import read_yaml_mapping, validate
 from unicon_bench.registry import list_strategies
-from unicon_bench.results import ResultError, read_result
+from unicon_bench.results import ResultError, parse_result, read_result, write_result
 from unicon_bench.scenario import list_scenarios
 
 
@@ -242,6 +243,41 @@ class _InfoReporter:
         self.update("")
 
 
+@dataclass
+class RunJob:
+    """One run as an executor ships it to a worker (picklable unless ``reporter`` is set)."""
+
+    run: PlannedRun
+    quick: bool
+    device: str
+    cache_dir: str | None
+    reporter: Any = None  # only for runs in this process: feeds the overall bar
+    loggers: tuple[str, ...] = ()
+    out: str = ""  # absolute; used only with loggers (they write beside the results)
+
+
+def execute_run(job: RunJob) -> tuple[str, Any, str | None]:
+    """Run one job: ``("ok", result JSON, None)``, ``("written", path, None)`` or ``("failed", one-line
+    error, traceback)``; never raises.
+
+    The worker returns the result instead of writing it, so Ray nodes need no shared file system:
+    the driver writes each result file (atomically) as it arrives. With loggers the worker writes it
+    itself, beside the loggers' files (on a cluster that needs an output folder every node shares).
+    """
+    run = job.run
+    try:
+        result, path = harness.run(
+            run.strategy, run.scenario, seed=run.seed, out=job.out if job.loggers else None, quick=job.quick,
+            device=job.device, overrides=run.overrides, reporter=job.reporter, cache_dir=job.cache_dir,
+            loggers=list(job.loggers),
+        )
+        if path is not None:
+            return "written", str(path), None
+        return "ok", result.model_dump(mode="json"), None
+    except Exception as exc:  # noqa: BLE001 - one failing run must not stop the sweep
+        return "failed", one_line(exc), traceback.format_exc()
+
+
 def run_suite(
     suite: Suite,
     out: str | Path | None = None,
@@ -249,13 +285,18 @@ def run_suite(
     cache_dir: str | Path | None = None,
     console=None,
     loggers: list[str] | None = None,
+    executor: ExecutorConfig | None = None,
 ) -> SweepReport:
     """Run every planned run not done yet; failures are recorded, not raised.
 
-    With a rich ``console`` an overall progress bar shows the runs done and the current phase.
+    ``executor`` (default: local, one run at a time in this process) picks where runs go: a local
+    process pool or Ray tasks (``unicon_bench.executors``); each run writes its own result file
+    atomically, so workers never conflict. With a rich ``console`` an overall progress bar shows the
+    runs done and the current phase (in this process) or the runs in flight (pool, Ray).
     ``loggers`` go to every run (``unicon_bench.loggers``). A ``pretrain`` suite first trains (or
     finds) each scenario's stage 0.
     """
+    executor = executor or ExecutorConfig()
     if suite.pretrain_params() is not None:
         ensure_pretrained(suite, out if out is not None else suite.out, device=device, cache_dir=cache_dir, console=console)
     report = plan(suite, out)
@@ -273,27 +314,38 @@ def run_suite(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             TextColumn("{task.fields[info]}"), console=console,
         )
-        task = progress.add_task(f"sweep {suite.name}", total=len(report.todo), info="")
+        where = "" if executor.in_process else f" ({executor.kind})"
+        task = progress.add_task(f"sweep {suite.name}{where}", total=len(report.todo), info="")
         progress.start()
+    jobs = []
+    for run in report.todo:
+        reporter = None
+        if progress is not None and executor.in_process:
+            label = run.label()
+            reporter = _InfoReporter(
+                lambda text, label=label: progress.update(task, info=f"{label}: {text}" if text else label)
+            )
+        jobs.append(RunJob(run, suite.quick, device, None if cache_dir is None else str(Path(cache_dir).resolve()),
+                           reporter, tuple(loggers or ()), str(Path(report.out).resolve())))
+
+    def done(outcome: Outcome) -> None:
+        run = report.todo[outcome.index]
+        status, detail, trace = outcome.value if outcome.error is None else ("failed", outcome.error, outcome.trace)
+        if status == "written":
+            report.completed.append((run, Path(detail)))
+        elif status == "ok":
+            report.completed.append((run, write_result(parse_result(detail, run.label()), report.out)))
+        else:
+            report.failed.append((run, detail, trace))
+        if progress is not None:
+            progress.advance(task)
+
+    def tick(running: int) -> None:
+        if progress is not None:
+            progress.update(task, info=f"{running} run(s) in flight")
+
     try:
-        for run in report.todo:
-            reporter = None
-            if progress is not None:
-                label = run.label()
-                reporter = _InfoReporter(
-                    lambda text, label=label: progress.update(task, info=f"{label}: {text}" if text else label)
-                )
-            try:
-                _result, path = harness.run(
-                    run.strategy, run.scenario, seed=run.seed, out=report.out, quick=suite.quick, device=device,
-                    overrides=run.overrides, reporter=reporter, cache_dir=cache_dir, loggers=loggers,
-                )
-                report.completed.append((run, path))
-            except Exception as exc:  # noqa: BLE001 - one failing run must not stop the sweep
-                message = " ".join(str(exc).split()) or type(exc).__name__
-                report.failed.append((run, f"{type(exc).__name__}: {message}", traceback.format_exc()))
-            if progress is not None:
-                progress.advance(task)
+        run_jobs(execute_run, jobs, executor, done, tick)
     finally:
         if progress is not None:
             progress.stop()

@@ -26,6 +26,11 @@ with warnings.catch_warnings():
     from avalanche.training.templates import SupervisedTemplate
 
 
+# A search space maps a parameter to ``("float", lo, hi)``, ``("float_log", lo, hi)``, ``("int", lo, hi)``,
+# ``("int_log", lo, hi)`` or ``("categorical", [choices])``; ``unicon-bench tune`` samples it with Optuna.
+SearchSpace = dict[str, tuple]
+
+
 @dataclass(frozen=True)
 class BaseParams:
     """Hyper-parameters every strategy has; ``None`` means the scenario's training budget.
@@ -37,6 +42,12 @@ class BaseParams:
     ``weights_ignore`` (globs of keys allowed to be missing/unexpected) and ``freeze``
     (``none`` | ``frozen`` | ``partial:N``).
     """
+
+    # The epoch budget is the scenario's (fairness): tuned are the optimiser's settings only.
+    search_space: ClassVar[SearchSpace] = {
+        "lr": ("float_log", 1e-4, 1e-2),
+        "weight_decay": ("categorical", [0.0, 1e-5, 1e-4]),
+    }
 
     epochs: int | None = None
     lr: float | None = None

@@ -128,8 +128,32 @@ def _wrap(dataset, task_label: int, targets: list[int]):
     )
 
 
-def _manifest_stream(spec: ScenarioSpec, cache_dir: str | Path | None) -> Stream:
+def validation_split(malignant: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(train_idx, val_idx)`` carved from one experience's training subjects, deterministic by seed.
+
+    At least two subjects go to validation and at least one stays for training; the split is
+    stratified by malignancy (scikit-learn) where both classes have two members, so an AUC stays defined.
+    """
+    from sklearn.model_selection import train_test_split
+
+    n = len(malignant)
+    if not 0.0 < fraction < 1.0:
+        raise ConfigError(f"validation fraction must lie in (0, 1), got {fraction}")
+    if n < 3:
+        raise ConfigError(f"cannot carve a validation split from {n} training subjects (need at least 3)")
+    n_val = min(n - 1, max(2, round(fraction * n)))
+    labels = np.asarray(malignant).astype(int)
+    counts = np.bincount(labels, minlength=2)
+    stratify = labels if counts.min() >= 2 and n - n_val >= 2 else None
+    idx = np.arange(n)
+    train_idx, val_idx = train_test_split(idx, test_size=n_val, random_state=seed, stratify=stratify)
+    return np.sort(train_idx), np.sort(val_idx)
+
+
+def _manifest_stream(spec: ScenarioSpec, cache_dir: str | Path | None, validation: float | None = None,
+                     split_seed: int = 0) -> Stream:
     from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
+    from torch.utils.data import Subset
 
     from unicon_bench.data import realdata
     from unicon_bench.data.phantoms import default_cache_dir
@@ -138,20 +162,35 @@ def _manifest_stream(spec: ScenarioSpec, cache_dir: str | Path | None) -> Stream
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     pairs = realdata.experience_datasets(spec, manifest, root / "studies" if spec.data.cache else None)
     labels = [i if spec.task_identity_at_test else 0 for i in range(len(pairs))]
-    train = [_wrap(tr, t, realdata.targets_of(tr)) for (tr, _), t in zip(pairs, labels)]
-    evals = [_wrap(ev, t, realdata.targets_of(ev)) for (_, ev), t in zip(pairs, labels)]
+    train, evals = [], []
+    for (tr, ev), t in zip(pairs, labels):
+        targets = realdata.targets_of(tr)
+        if validation is None:
+            train.append(_wrap(tr, t, targets))
+            evals.append(_wrap(ev, t, realdata.targets_of(ev)))
+            continue
+        fit, val = validation_split(np.array(targets), validation, split_seed)  # the eval studies stay unseen
+        train.append(_wrap(Subset(tr, fit.tolist()), t, [targets[k] for k in fit]))
+        evals.append(_wrap(Subset(tr, val.tolist()), t, [targets[k] for k in val]))
     benchmark = benchmark_from_datasets(train=train, test=evals)
     # the volumes are resampled to data.spacing when it is set; otherwise their spacing is not known here
     spacing = [tuple(float(x) for x in spec.data.spacing)] * len(pairs) if spec.data.spacing else []
     return Stream(spec=spec, benchmark=benchmark, task_labels=labels, patch=spec.data.patch, spacing_mm=spacing)
 
 
-def build_stream(spec: ScenarioSpec, cache_dir: str | Path | None = None) -> Stream:
-    """Generate (or read from cache) every experience's subjects and wrap them for Avalanche."""
+def build_stream(
+    spec: ScenarioSpec, cache_dir: str | Path | None = None, validation: float | None = None, split_seed: int = 0
+) -> Stream:
+    """Generate (or read from cache) every experience's subjects and wrap them for Avalanche.
+
+    With ``validation`` (a fraction), each experience's *training* subjects are split into a training
+    and a validation part (``validation_split``) and the validation parts form the eval stream: the
+    scenario's eval subjects are never used (hyper-parameter tuning).
+    """
     from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
 
     if spec.data.source == "manifest":
-        return _manifest_stream(spec, cache_dir)
+        return _manifest_stream(spec, cache_dir, validation, split_seed)
     train, evals, labels, spacing = [], [], [], []
     for i, exp in enumerate(spec.experiences):
         n_train, n_eval = spec.sizes(i)
@@ -160,8 +199,13 @@ def build_stream(spec: ScenarioSpec, cache_dir: str | Path | None = None) -> Str
             raise ConfigError(f"experience {exp.name}: expected {n_train + n_eval} subjects, got {len(cohort)}")
         t = i if spec.task_identity_at_test else 0
         tensors = _tensors(cohort, exp.channels)
-        train.append(_avalanche_dataset(tuple(x[:n_train] for x in tensors), t))
-        evals.append(_avalanche_dataset(tuple(x[n_train:] for x in tensors), t))
+        if validation is None:
+            train_idx, eval_idx = torch.arange(n_train), torch.arange(n_train, n_train + n_eval)
+        else:
+            parts = validation_split(cohort.malignant[:n_train], validation, split_seed)
+            train_idx, eval_idx = (torch.from_numpy(p) for p in parts)
+        train.append(_avalanche_dataset(tuple(x[train_idx] for x in tensors), t))
+        evals.append(_avalanche_dataset(tuple(x[eval_idx] for x in tensors), t))
         labels.append(t)
         spacing.append(tuple(float(x) for x in cohort.spacing_mm))
     benchmark = benchmark_from_datasets(train=train, test=evals)
