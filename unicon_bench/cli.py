@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sys
 from enum import Enum
 from pathlib import Path
@@ -75,6 +76,11 @@ def run(
     cache_dir: Optional[Path] = typer.Option(None, help="Cache of phantoms and preprocessed manifest studies (default: $UNICON_BENCH_CACHE or the user cache)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
     logger: list[Logger] = typer.Option([], "--logger", help=LOGGER_HELP),
+    resume: bool = typer.Option(
+        False, "--resume",
+        help="Continue an interrupted run of exactly this strategy, scenario, seed, --quick and parameters "
+             "from its last checkpoint in --out (saved after every experience); error if there is none.",
+    ),
 ) -> None:
     """Train STRATEGY over SCENARIO, evaluate after every experience, write the result JSON.
 
@@ -82,6 +88,9 @@ def run(
     resnet) and can start from pretrained weights (--set backbone_weights=PATH: a state dict, a
     .safetensors file, a MONAI bundle folder or a `unicon-bench pretrain` folder; --set
     weights_map='module.->' strips a prefix) with --set freeze=frozen|partial:N|none.
+
+    A checkpoint is kept under OUT/<scenario>/<strategy>/checkpoints/ while the run lasts, so a killed
+    run continues with --resume to the same final matrix.
     """
     from unicon_bench.config import parse_overrides
 
@@ -107,7 +116,7 @@ def run(
         result, path = harness.run(
             strategy, scenario, seed=seed, out=out, quick=quick, device=device.value,
             config=str(config) if config else None, overrides=overrides, reporter=reporter, cache_dir=cache_dir,
-            loggers=[lg.value for lg in logger],
+            loggers=[lg.value for lg in logger], resume=resume,
         )
     except UniconBenchError as exc:
         _fail(exc)
@@ -175,6 +184,10 @@ def sweep(
     cache_dir: Optional[Path] = typer.Option(None, help="Phantom cache folder (default: $UNICON_BENCH_CACHE or the user cache)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the overall progress bar."),
     logger: list[Logger] = typer.Option([], "--logger", help=LOGGER_HELP),
+    resume: bool = typer.Option(
+        True, "--resume/--no-resume",
+        help="Continue interrupted runs from their checkpoints (default) or start them again.",
+    ),
 ) -> None:
     """Run strategies x scenarios x seeds of a SUITE; skip runs already done; exit 1 if any run failed.
 
@@ -187,7 +200,8 @@ def sweep(
 
     try:
         report = run_suite(load_suite(suite), out=out, device=device.value, cache_dir=cache_dir,
-                           console=Console(stderr=True) if progress else None, loggers=[lg.value for lg in logger])
+                           console=Console(stderr=True) if progress else None, loggers=[lg.value for lg in logger],
+                           resume=resume)
     except UniconBenchError as exc:
         _fail(exc)
     typer.echo("\n".join(summary_lines(report)))
@@ -317,17 +331,20 @@ def check(
         _fail(exc)
     from rich.console import Console
 
+    from unicon_bench.fileio import atomic_write_text
+
     if fmt is CheckFormat.md:
         text = gate.markdown(report)
         if output is None:
             typer.echo(text, nl=False)
         else:
-            output.write_text(text, encoding="utf-8")
+            atomic_write_text(output, text)
     elif output is None:
         Console().print(gate.rich_table(report))
     else:
-        with output.open("w", encoding="utf-8") as f:
-            Console(file=f, width=200, no_color=True).print(gate.rich_table(report))
+        console = Console(width=200, no_color=True, record=True, file=io.StringIO())
+        console.print(gate.rich_table(report))
+        atomic_write_text(output, console.export_text())
     for note in report.notes:
         typer.echo(f"note: {note}", err=True)
     typer.echo(report.summary(), err=True)

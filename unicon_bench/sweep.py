@@ -13,7 +13,8 @@ A suite file looks like::
     pretrain: true             # optional: train stage 0 once per scenario, every strategy reuses it
                                # (or a mapping: {seed: 0, backbone: swin_unetr, epochs: 20, ...})
 
-Sweeps are resumable: a run is skipped when ``<out>/<scenario>/<strategy>/`` already holds a valid
+Sweeps are resumable: a run interrupted mid-way continues from its last checkpoint (see
+``unicon_bench.checkpoint``), and a run is skipped when ``<out>/<scenario>/<strategy>/`` already holds a valid
 result with the same scenario name and version, strategy name, seed, quick flag and parameters.
 Incompatible strategy x scenario pairs are listed as skipped, not failed; a failing run is recorded
 and the others still run.
@@ -41,6 +42,9 @@ from unicon_bench.fileio import read_yaml_mapping, validate
 from unicon_bench.registry import list_strategies
 from unicon_bench.results import ResultError, read_result
 from unicon_bench.scenario import list_scenarios
+
+
+MAX_SEEDS = 10_000  # a seed count beyond this is a typo, not a sweep
 
 
 class Suite(BaseModel):
@@ -80,6 +84,8 @@ def load_suite(path: str | Path) -> Suite:
     """Parse and validate a suite YAML file; any problem is one ``ConfigError``."""
     raw = read_yaml_mapping(path, "suite", " (name, strategies, scenarios, seeds, ...)")
     suite = validate(Suite, raw, f"invalid suite {path}")
+    if isinstance(suite.seeds, int) and suite.seeds > MAX_SEEDS:
+        raise ConfigError(f"invalid suite {path}: seeds: a count of at most {MAX_SEEDS}, got {suite.seeds}")
     seeds = suite.seed_list()
     if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
         raise ConfigError(f"invalid suite {path}: seeds must be distinct non-negative integers (or a positive count)")
@@ -162,6 +168,7 @@ class SweepReport:
     incompatible: list[tuple[str, str, str]] = field(default_factory=list)
     failed: list[tuple[PlannedRun, str, str]] = field(default_factory=list)
     todo: list[PlannedRun] = field(default_factory=list)
+    resumed: list[tuple[PlannedRun, int]] = field(default_factory=list)  # (run, experiences it resumed after)
 
     @property
     def ok(self) -> bool:
@@ -249,8 +256,11 @@ def run_suite(
     cache_dir: str | Path | None = None,
     console=None,
     loggers: list[str] | None = None,
+    resume: bool = True,
 ) -> SweepReport:
     """Run every planned run not done yet; failures are recorded, not raised.
+
+    With ``resume`` (the default) a run interrupted earlier continues from its last checkpoint.
 
     With a rich ``console`` an overall progress bar shows the runs done and the current phase.
     ``loggers`` go to every run (``unicon_bench.loggers``). A ``pretrain`` suite first trains (or
@@ -284,11 +294,14 @@ def run_suite(
                     lambda text, label=label: progress.update(task, info=f"{label}: {text}" if text else label)
                 )
             try:
-                _result, path = harness.run(
+                result, path = harness.run(
                     run.strategy, run.scenario, seed=run.seed, out=report.out, quick=suite.quick, device=device,
                     overrides=run.overrides, reporter=reporter, cache_dir=cache_dir, loggers=loggers,
+                    resume="auto" if resume else False,
                 )
                 report.completed.append((run, path))
+                if result.resumed_after:
+                    report.resumed.append((run, result.resumed_after[-1]))
             except Exception as exc:  # noqa: BLE001 - one failing run must not stop the sweep
                 message = " ".join(str(exc).split()) or type(exc).__name__
                 report.failed.append((run, f"{type(exc).__name__}: {message}", traceback.format_exc()))
@@ -306,6 +319,8 @@ def summary_lines(report: SweepReport) -> list[str]:
         f"suite {report.suite}: {len(report.completed)} ran, {len(report.existing)} already done, "
         f"{len(report.incompatible)} incompatible pairs skipped, {len(report.failed)} failed (results in {report.out})"
     ]
+    for run, done in report.resumed:
+        lines.append(f"  resumed from a checkpoint after {done} experience(s): {run.label()}")
     for strategy, scenario, _why in report.incompatible:
         lines.append(f"  skipped (incompatible): {strategy} on {scenario}")
     for run, error, _tb in report.failed:
