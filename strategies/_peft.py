@@ -94,9 +94,12 @@ class FoundationStrategy(AvalancheStrategy):
             set_lr(self.template.optimizer, self.lr * self.p.peft_lr_scale)
         super().train(experience)
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict | None:
+        base = super().state_dict()
+        if base is None:  # not checkpointable
+            return None
         return {
-            **super().state_dict(),
+            **base,
             "routes": sorted(self.model.routes),
             "provisional": {i: h.state_dict() for i, h in self.provisional.items()},
         }

@@ -92,8 +92,11 @@ class Joint(AvalancheStrategy):
     params = BaseParams
     template_cls = JointTemplate
 
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "seen_experiences": list(self.template.seen_experiences)}
+    def state_dict(self) -> dict | None:
+        base = super().state_dict()
+        if base is None:  # not checkpointable
+            return None
+        return {**base, "seen_experiences": list(self.template.seen_experiences)}
 
     def load_state_dict(self, saved: dict) -> None:
         super().load_state_dict(saved)

@@ -320,9 +320,12 @@ class MedCoSS(AvalancheStrategy):
     def buffer_bytes(self) -> int:
         return tensor_bytes(self.buffer.buffer)
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict | None:
+        base = super().state_dict()
+        if base is None:  # not checkpointable
+            return None
         previous = self.template.previous
-        return {**super().state_dict(), "previous": None if previous is None else previous.state_dict()}
+        return {**base, "previous": None if previous is None else previous.state_dict()}
 
     def load_state_dict(self, saved: dict) -> None:
         super().load_state_dict(saved)  # the buffer comes back through the ReplayPlugin

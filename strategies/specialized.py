@@ -32,8 +32,11 @@ class Specialized(AvalancheStrategy):
         # An experience not trained yet has no specialist: the untrained model answers (no transfer).
         return self.experts.get(experience.current_experience, self.untrained)
 
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "experts": {i: m.state_dict() for i, m in self.experts.items()}}
+    def state_dict(self) -> dict | None:
+        base = super().state_dict()
+        if base is None:  # not checkpointable
+            return None
+        return {**base, "experts": {i: m.state_dict() for i, m in self.experts.items()}}
 
     def load_state_dict(self, saved: dict) -> None:
         super().load_state_dict(saved)

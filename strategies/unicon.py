@@ -88,9 +88,12 @@ class Unicon(FoundationStrategy):
             self._add_prototype(experience.current_experience, experience.dataset)
 
     # -- checkpoints ------------------------------------------------------------------------------
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict | None:
+        base = super().state_dict()
+        if base is None:  # not checkpointable
+            return None
         return {
-            **super().state_dict(),
+            **base,
             "prototypes": dict(self.prototypes),
             "feature_scale": self.feature_scale,
             "routing_hits": {k: list(v) for k, v in self.routing_hits.items()},

@@ -11,7 +11,8 @@ rebuilt into live objects on resume:
 - the optimizer (its state dict, after pointing it at the model's current parameters, as
   Avalanche's ``reset_optimizer`` does) and the random number generators.
 
-Plugins of other types are taken to hold no state across experiences (progress, evaluation).
+Plugins of other types make the strategy non-checkpointable (``state_dict()`` is None), unless
+listed as stateless (progress, evaluation) or marked ``stateless = True``.
 """
 
 from __future__ import annotations
@@ -101,6 +102,14 @@ def dataset_from_state(state: dict[str, Any]):
 
 # -- Avalanche plugins and storage policies ----------------------------------------------------------
 
+# Plugins known to hold nothing from one experience to the next; any other plugin without an adapter
+# here or a checkpoint_state() makes its strategy non-checkpointable rather than resume wrongly.
+STATELESS = {"EvaluationPlugin", "ProgressPlugin", "PeriodicEval"}  # PeriodicEval: the harness evaluates (eval_every=-1)
+
+
+class NotCheckpointable(Exception):
+    """A plugin whose state cannot be saved: the run keeps no checkpoints (and cannot resume)."""
+
 
 def _params_state(params: dict) -> dict:
     return {exp: {name: p.data.clone() for name, p in d.items()} for exp, d in params.items()}
@@ -116,18 +125,19 @@ def _load_params(target: dict, state: dict) -> None:
 
 def storage_state(policy) -> dict[str, Any]:
     """A replay storage policy's buffers and sizes."""
-    from avalanche.training.storage_policy import BalancedExemplarsBuffer, ReservoirSamplingBuffer
+    from avalanche.training.storage_policy import ExperienceBalancedBuffer, ReservoirSamplingBuffer
 
     if hasattr(policy, "checkpoint_state"):
         return policy.checkpoint_state()
-    if isinstance(policy, ReservoirSamplingBuffer):
+    # exact types: a subclass may keep more (e.g. DER's stored outputs)
+    if type(policy) is ReservoirSamplingBuffer:
         return {"max_size": policy.max_size, "buffer": dataset_state(policy.buffer), "weights": policy._buffer_weights.clone()}
-    if isinstance(policy, BalancedExemplarsBuffer):
+    if type(policy) is ExperienceBalancedBuffer:
         groups = {k: storage_state(g) for k, g in policy.buffer_groups.items()}
         simple = {k: v for k, v in vars(policy).items() if isinstance(v, (int, float, bool, str)) or v is None}
         return {"groups": groups, "attributes": simple}
-    raise CheckpointError(f"cannot checkpoint the replay storage policy {type(policy).__name__}: "
-                          "give it checkpoint_state() and restore_checkpoint_state(state, strategy)")
+    raise NotCheckpointable(f"cannot checkpoint the replay storage policy {type(policy).__name__}: "
+                            "give it checkpoint_state() and restore_checkpoint_state(state, strategy)")
 
 
 def restore_storage(policy, state: dict[str, Any], strategy) -> None:
@@ -162,8 +172,11 @@ def plugin_state(plugin) -> dict[str, Any]:
         state = {"saved_params": _params_state(plugin.saved_params), "importances": _params_state(plugin.importances)}
     elif isinstance(plugin, ReplayPlugin):
         state = {"storage": storage_state(plugin.storage_policy)}
-    else:
+    elif getattr(plugin, "stateless", False) or type(plugin).__name__ in STATELESS:
         state = None
+    else:
+        raise NotCheckpointable(f"plugin {type(plugin).__qualname__} may carry state across experiences and "
+                                "defines no checkpoint_state()")
     return {"type": type(plugin).__qualname__, "state": state}
 
 

@@ -268,6 +268,9 @@ def count_params(module: torch.nn.Module, ids: set[int] | None = None) -> int:
 class AvalancheStrategy(Strategy):
     """A strategy run by Avalanche's SupervisedTemplate; subclasses add plugins or a model."""
 
+    # False: state outside the model, optimizer and known plugins that state_dict() does not cover
+    checkpointable: ClassVar[bool] = True
+
     template_cls: ClassVar[type[TaskTemplate]] = TaskTemplate
 
     def __init__(self, params: BaseParams, stream: Stream, device: str = "cpu"):
@@ -348,11 +351,17 @@ class AvalancheStrategy(Strategy):
         """
         from unicon_bench import state
 
+        if not self.checkpointable:
+            return None
+        try:
+            plugins = [state.plugin_state(p) for p in self.template.plugins]
+        except state.NotCheckpointable:
+            return None
         return {
             "model": self.model.state_dict(),
             "requires_grad": {n: p.requires_grad for n, p in self.model.named_parameters()},
             "optimizer": self.template.optimizer.state_dict(),
-            "plugins": [state.plugin_state(p) for p in self.template.plugins],
+            "plugins": plugins,
         }
 
     def load_state_dict(self, saved: dict) -> None:
