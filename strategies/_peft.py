@@ -100,6 +100,24 @@ class FoundationStrategy(AvalancheStrategy):
             set_lr(self.template.optimizer, self.lr * self.p.peft_lr_scale)
         super().train(experience)
 
+    def state_dict(self) -> dict | None:
+        base = super().state_dict()
+        if base is None:  # not checkpointable
+            return None
+        return {
+            **base,
+            "routes": sorted(self.model.routes),
+            "provisional": {i: h.state_dict() for i, h in self.provisional.items()},
+        }
+
+    def load_state_dict(self, saved: dict) -> None:
+        for i in saved["routes"]:  # grow the network as training did, then load its weights
+            if i not in self.model.routes:
+                self.add_route(i, self.stream.train_stream[i])
+        super().load_state_dict(saved)
+        for i, weights in saved["provisional"].items():
+            self.provisional[i].load_state_dict(weights)
+
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     """Set the learning rate of every parameter group (the PEFT stages train at a scaled rate)."""

@@ -137,6 +137,7 @@ class DER(AvalancheStrategy):
     family = "rehearsal"
     compatible = {"domain", "task", "modality"}
     trainable = "all parameters, every experience"
+    checkpointable = False  # its buffer of stored outputs lives on the template: no resume yet
     params = DERParams
     template_cls = DERTemplate
 

@@ -58,6 +58,7 @@ class InfLoRA(FoundationStrategy):
     compatible = {"domain", "task", "modality"}
     trainable = "stage 0: all; then B of the task's LoRA branch + new heads/stems"
     family = "parameter-efficient"
+    checkpointable = False  # its subspace bases live outside the model and plugins: no resume yet
     params = InfLoRAParams
     merged = True
 

@@ -43,12 +43,17 @@ class JointTemplate(TaskTemplate):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.seen: dict[int, object] = {}
+        self.seen_experiences: list[int] = []  # in training order, to rebuild ``seen`` on resume
 
-    def train_dataset_adaptation(self, **kwargs):
-        dataset = self.experience.dataset.train()
+    def add_seen(self, experience):
+        dataset = experience.dataset.train()
         t = int(dataset.targets_task_labels[0])
         self.seen[t] = self.seen[t].concat(dataset) if t in self.seen else dataset
-        self.adapted_dataset = dataset
+        self.seen_experiences.append(experience.current_experience)
+        return dataset
+
+    def train_dataset_adaptation(self, **kwargs):
+        self.adapted_dataset = self.add_seen(self.experience)
 
     def make_train_dataloader(self, **kwargs):
         self.dataloader = TaskRoundRobin(self.seen, self.train_mb_size)
@@ -86,3 +91,15 @@ class Joint(AvalancheStrategy):
     trainable = "all parameters, on all data seen so far"
     params = BaseParams
     template_cls = JointTemplate
+
+    def state_dict(self) -> dict | None:
+        base = super().state_dict()
+        if base is None:  # not checkpointable
+            return None
+        return {**base, "seen_experiences": list(self.template.seen_experiences)}
+
+    def load_state_dict(self, saved: dict) -> None:
+        super().load_state_dict(saved)
+        self.template.seen, self.template.seen_experiences = {}, []
+        for i in saved["seen_experiences"]:  # the data seen so far, concatenated in the same order
+            self.template.add_seen(self.stream.train_stream[i])

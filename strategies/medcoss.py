@@ -21,6 +21,7 @@ from typing import ClassVar, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from avalanche.benchmarks.utils import concat_datasets
 from avalanche.benchmarks.utils.data_attribute import DataAttribute
 from avalanche.training.plugins import ReplayPlugin
 from avalanche.training.storage_policy import ExemplarsBuffer
@@ -169,11 +170,23 @@ class KMeansBuffer(ExemplarsBuffer):
         if quota == 0:
             return
         feats = encoder_features(agent.model, data, agent.device, agent.eval_mb_size)
-        idx = kmeans_select(feats, k, quota, seed=self.seed)
-        self.selected[exp.current_experience] = idx
+        self._keep(exp.current_experience, data, kmeans_select(feats, k, quota, seed=self.seed))
+
+    def _keep(self, index: int, data, idx: list[int]) -> None:
+        self.selected[index] = idx
         chosen = mark_buffer(data.subset(idx), True)
         # concat onto an empty dataset would drop the task labels (attributes follow the first)
         self.buffer = chosen if len(self.buffer) == 0 else self.buffer.concat(chosen)
+
+    def checkpoint_state(self) -> dict:
+        """The selected indices per experience (the buffer is rebuilt from the stream's data)."""
+        return {"max_size": self.max_size, "selected": {k: list(v) for k, v in self.selected.items()}}
+
+    def restore_checkpoint_state(self, state: dict, strategy) -> None:
+        self.max_size, self.selected = state["max_size"], {}
+        self.buffer = concat_datasets([])
+        for index, idx in state["selected"].items():
+            self._keep(index, strategy.stream.train_stream[index].dataset, idx)
 
     def resize(self, strategy, new_size: int):
         self.max_size = new_size  # nothing is evicted
@@ -312,6 +325,19 @@ class MedCoSS(AvalancheStrategy):
 
     def buffer_bytes(self) -> int:
         return tensor_bytes(self.buffer.buffer)
+
+    def state_dict(self) -> dict | None:
+        base = super().state_dict()
+        if base is None:  # not checkpointable
+            return None
+        previous = self.template.previous
+        return {**base, "previous": None if previous is None else previous.state_dict()}
+
+    def load_state_dict(self, saved: dict) -> None:
+        super().load_state_dict(saved)  # the buffer comes back through the ReplayPlugin
+        if saved["previous"] is not None:
+            self.template.previous = frozen_copy(self.model)
+            self.template.previous.load_state_dict(saved["previous"])
 
     def extras(self) -> dict:
         return {"buffer_samples": {str(k): len(v) for k, v in sorted(self.buffer.selected.items())}}

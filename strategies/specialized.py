@@ -32,5 +32,17 @@ class Specialized(AvalancheStrategy):
         # An experience not trained yet has no specialist: the untrained model answers (no transfer).
         return self.experts.get(experience.current_experience, self.untrained)
 
+    def state_dict(self) -> dict | None:
+        base = super().state_dict()
+        if base is None:  # not checkpointable
+            return None
+        return {**base, "experts": {i: m.state_dict() for i, m in self.experts.items()}}
+
+    def load_state_dict(self, saved: dict) -> None:
+        super().load_state_dict(saved)
+        for i, weights in saved["experts"].items():
+            self.experts[i] = copy.deepcopy(self.model)
+            self.experts[i].load_state_dict(weights)
+
     def total_params(self) -> int:
         return sum(count_params(m) for m in self.experts.values()) or count_params(self.model)

@@ -87,6 +87,24 @@ class Unicon(FoundationStrategy):
         if not self.spec.task_identity_at_test:
             self._add_prototype(experience.current_experience, experience.dataset)
 
+    # -- checkpoints ------------------------------------------------------------------------------
+    def state_dict(self) -> dict | None:
+        base = super().state_dict()
+        if base is None:  # not checkpointable
+            return None
+        return {
+            **base,
+            "prototypes": dict(self.prototypes),
+            "feature_scale": self.feature_scale,
+            "routing_hits": {k: list(v) for k, v in self.routing_hits.items()},
+        }
+
+    def load_state_dict(self, saved: dict) -> None:
+        super().load_state_dict(saved)
+        self.prototypes = dict(saved["prototypes"])
+        self.feature_scale = saved["feature_scale"]
+        self.routing_hits = {k: tuple(v) for k, v in saved["routing_hits"].items()}
+
     # -- routing without task identity -----------------------------------------------------------
     @torch.inference_mode()
     def _foundation_features(self, dataset) -> torch.Tensor:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import dump_json, load_json
-from unicon_bench import results
+from unicon_bench import fileio, results
 from unicon_bench.results import ResultError, clean_float, parse_result, read_result, write_result
 
 pytestmark = pytest.mark.slow  # the module's fixture trains one quick run
@@ -190,9 +190,27 @@ def test_write_result_failure_leaves_no_temp(tmp_path, real, monkeypatch):
     def boom(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(results.os, "replace", boom)
+    monkeypatch.setattr(fileio.os, "replace", boom)
     with pytest.raises(OSError, match="disk full"):
         write_result(changed, tmp_path)
     assert path.read_bytes() == before  # the old file is intact
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_write_result_never_clobbers_when_asked(tmp_path, real):
+    result = real[0]
+    path = write_result(result, tmp_path)
+    before = path.read_bytes()
+    changed = result.model_copy(update={"seed": 12345})  # same run id, other content
+    with pytest.raises(ResultError, match="already exists"):
+        write_result(changed, tmp_path, overwrite=False)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temporary left
+
+
+def test_not_utf8_is_one_result_error(tmp_path):
+    path = tmp_path / "binary.json"
+    path.write_bytes(b"\xff\xfe\x00{")
+    with pytest.raises(ResultError, match="not UTF-8"):
+        read_result(path)

@@ -80,6 +80,11 @@ def run(
     cache_dir: Optional[Path] = typer.Option(None, help="Cache of phantoms and preprocessed manifest studies (default: $UNICON_BENCH_CACHE or the user cache)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
     logger: list[Logger] = typer.Option([], "--logger", help=LOGGER_HELP),
+    resume: bool = typer.Option(
+        False, "--resume",
+        help="Continue an interrupted run of exactly this strategy, scenario, seed, --quick and parameters "
+             "from its last checkpoint in --out (saved after every experience); error if there is none.",
+    ),
 ) -> None:
     """Train STRATEGY over SCENARIO, evaluate after every experience, write the result JSON.
 
@@ -87,6 +92,9 @@ def run(
     resnet) and can start from pretrained weights (--set backbone_weights=PATH: a state dict, a
     .safetensors file, a MONAI bundle folder or a `unicon-bench pretrain` folder; --set
     weights_map='module.->' strips a prefix) with --set freeze=frozen|partial:N|none.
+
+    A checkpoint is kept under OUT/<scenario>/<strategy>/checkpoints/ while the run lasts, so a killed
+    run continues with --resume to the same final matrix.
     """
     from unicon_bench.config import parse_overrides
 
@@ -112,7 +120,7 @@ def run(
         result, path = harness.run(
             strategy, scenario, seed=seed, out=out, quick=quick, device=device.value,
             config=str(config) if config else None, overrides=overrides, reporter=reporter, cache_dir=cache_dir,
-            loggers=[lg.value for lg in logger],
+            loggers=[lg.value for lg in logger], resume=resume,
         )
     except UniconBenchError as exc:
         _fail(exc)
@@ -183,6 +191,10 @@ def sweep(
     executor: Executor = typer.Option(Executor.local, help=EXECUTOR_HELP),
     address: Optional[str] = typer.Option(None, help=ADDRESS_HELP),
     workers: Optional[int] = typer.Option(None, help="Runs at once: local pool size (default 1), or Ray tasks in flight (default: as the cluster schedules)."),
+    resume: bool = typer.Option(
+        True, "--resume/--no-resume",
+        help="Continue interrupted runs from their checkpoints (default) or start them again.",
+    ),
 ) -> None:
     """Run strategies x scenarios x seeds of a SUITE; skip runs already done; exit 1 if any run failed.
 
@@ -198,7 +210,7 @@ def sweep(
         where = ExecutorConfig(executor.value, workers=workers, address=address, gpus=float(device is Device.cuda))
         report = run_suite(load_suite(suite), out=out, device=device.value, cache_dir=cache_dir,
                            console=Console(stderr=True) if progress else None, loggers=[lg.value for lg in logger],
-                           executor=where)
+                           executor=where, resume=resume)
     except UniconBenchError as exc:
         _fail(exc)
     typer.echo("\n".join(summary_lines(report)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -63,17 +64,20 @@ def check(
         raise typer.Exit(exc.exit_code)
     from rich.console import Console
 
+    from unicon_bench.fileio import atomic_write_text
+
     if fmt is CheckFormat.md:
         text = gate.markdown(report)
         if output is None:
             typer.echo(text, nl=False)
         else:
-            output.write_text(text, encoding="utf-8")
+            atomic_write_text(output, text)
     elif output is None:
         Console().print(gate.rich_table(report))
     else:
-        with output.open("w", encoding="utf-8") as f:
-            Console(file=f, width=200, no_color=True).print(gate.rich_table(report))
+        console = Console(width=200, no_color=True, record=True, file=io.StringIO())
+        console.print(gate.rich_table(report))
+        atomic_write_text(output, console.export_text())
     for note in report.notes:
         typer.echo(f"note: {note}", err=True)
     typer.echo(report.summary(), err=True)

@@ -37,7 +37,10 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
                 errors.append(str(exc))
         raise ConfigError(errors[0] if errors else f"{name}: cannot be {value!r}")
     if origin in (tuple, list):
-        items = yaml.safe_load(value) if isinstance(value, str) else value
+        try:
+            items = yaml.safe_load(value) if isinstance(value, str) else value
+        except yaml.YAMLError:
+            items = None
         if not isinstance(items, (list, tuple)):
             raise ConfigError(f"{name}: expected a list like [1, 2], got {value!r}")
         (inner, *_rest) = typing.get_args(tp) or (Any,)
@@ -65,7 +68,7 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
             return float(value)
         if tp is str:
             return str(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"{name}: expected {getattr(tp, '__name__', tp)}, got {value!r}") from None
     return value
 
@@ -118,7 +121,7 @@ def build_params(params_cls: type, values: dict[str, Any]) -> Any:
         )
     try:
         params = params_cls(**{k: _coerce(k, v, hints[k]) for k, v in values.items()})
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ConfigError(f"invalid parameters for {params_cls.__name__}: {exc}") from None
     return params
 

@@ -8,6 +8,10 @@ class UniconBenchError(Exception):
 
     exit_code = 2
 
+    def __str__(self) -> str:
+        # one line whatever the message quotes (a CSV cell or YAML value may hold line breaks)
+        return " ".join(super().__str__().splitlines())
+
 
 class UnknownNameError(UniconBenchError, KeyError):
     """A strategy or scenario name that is not registered."""
@@ -17,7 +21,7 @@ class UnknownNameError(UniconBenchError, KeyError):
         super().__init__(f"unknown {kind} '{name}'; available: {', '.join(available) or '(none)'}")
 
     def __str__(self) -> str:  # KeyError would otherwise quote the message
-        return self.args[0]
+        return " ".join(self.args[0].splitlines())
 
 
 class IncompatibleError(UniconBenchError):
@@ -26,3 +30,7 @@ class IncompatibleError(UniconBenchError):
 
 class ConfigError(UniconBenchError):
     """A malformed scenario, config file or --set override."""
+
+
+class CheckpointError(UniconBenchError):
+    """A checkpoint that is missing, corrupt, from another run, or held by a run still in progress."""

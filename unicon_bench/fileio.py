@@ -1,9 +1,17 @@
-"""Reading user files safely: YAML mappings and pydantic validation, each failure one clear error."""
+"""Reading user files safely and writing files atomically.
+
+Readers: YAML mappings (``yaml.safe_load``), JSON and pydantic validation, each failure one clear
+error. Writers: a temporary file in the destination folder, flushed to disk, then renamed over the
+destination, so a reader (or a run killed mid-write) never sees half a file.
+"""
 
 from __future__ import annotations
 
+import errno
+import os
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, IO
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -14,12 +22,13 @@ from unicon_bench.errors import ConfigError, UniconBenchError
 def read_yaml_mapping(path: str | Path, what: str, hint: str = "") -> dict[str, Any]:
     """``yaml.safe_load`` a file that must hold a mapping; errors name the file and the problem."""
     path = Path(path)
+    text = read_text(path, what, ConfigError, f"cannot read {what} file {path}")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read {what} file {path}: {exc.strerror}") from None
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"malformed {what} YAML {path}: {exc}".replace("\n", " ")) from None
+        raise ConfigError(" ".join(f"malformed {what} YAML {path}: {exc}".split())) from None
+    except RecursionError:
+        raise ConfigError(f"malformed {what} YAML {path}: nested too deeply") from None
     if raw is None and what == "config":
         return {}
     if not isinstance(raw, dict):
@@ -47,9 +56,65 @@ def read_json(path: str | Path, what: str, error: type[UniconBenchError]) -> Any
     import json
 
     path = Path(path)
+    text = read_text(path, what, error, f"{path}: cannot read {what}")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise error(f"{path}: cannot read {what}: {exc.strerror}") from None
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise error(f"{path}: {what} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise error(f"{path}: {what} JSON is nested too deeply") from None
+
+
+def read_text(path: Path, what: str, error: type[UniconBenchError], prefix: str) -> str:
+    """A UTF-8 text file; unreadable files and bytes that are not UTF-8 are one ``error``."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise error(f"{prefix}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{prefix}: not UTF-8 text (byte {exc.start}); is it a {what} file?") from None
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None], overwrite: bool = True) -> bool:
+    """Write ``path`` through ``write(binary_file)`` into a temporary file, then rename it into place.
+
+    The temporary file lives in the destination folder (same file system, so the rename is atomic)
+    and is fsynced before the rename; on any error it is removed and the destination is untouched.
+    With ``overwrite=False`` the file is published with a hard link, which fails if ``path`` exists:
+    returns False then (nothing written), True otherwise.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # the permissions of a plain new file, not mkstemp's 0600
+        if overwrite:
+            os.replace(tmp, path)
+            return True
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        except OSError as exc:  # a file system without hard links: check, then rename
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV) or path.exists():
+                raise
+            os.replace(tmp, path)
+        return True
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_text(path: str | Path, text: str, overwrite: bool = True) -> bool:
+    """``atomic_write`` of UTF-8 text: readers never see half a file."""
+    data = text.encode("utf-8")
+    return atomic_write(path, lambda f: f.write(data), overwrite=overwrite)

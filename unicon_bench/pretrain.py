@@ -62,6 +62,9 @@ def pretrain(
     cls, spec, params = harness.resolve(STRATEGY, scenario, quick, None, {**overrides, "fuse_text": False})
     reporter = reporter or harness.SilentReporter()
     harness.seed_everything(seed)
+    from unicon_bench.evaluation import Evaluator
+    from unicon_bench.metrics.evaluate import evaluate
+
     stream = build_stream(spec, cache_dir=cache_dir)
     strat = cls(params, stream, device=device)
     first = stream.train_stream[0]
@@ -71,7 +74,9 @@ def pretrain(
     strat.train(first)
     train_time = time.perf_counter() - t0
     evaluation = stream.eval_stream[0]
-    score = harness.score(spec.experiences[0].task, strat.predict(evaluation), *harness._targets(evaluation))
+    target = Evaluator(stream).targets[0]  # the primary metric only: no extra metrics for stage 0
+    score = evaluate(strat.predict(evaluation), target, None, extra=False).values[
+        harness.METRIC_OF_TASK[spec.experiences[0].task]]
     reporter.done()
 
     folder = Path(out)

@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from unicon_bench.errors import UniconBenchError
-from unicon_bench.fileio import read_json, validate
+from unicon_bench.fileio import atomic_write_text, read_json, validate  # noqa: F401 - re-exported
 
 from unicon_bench.metrics.registry import METRICS, PRIMARY_OF_TASK, get_metric, metric_key
 
@@ -115,6 +113,18 @@ class Cost(_Model):
     eval_time_s: float | None = Field(None, description="time spent evaluating (predictions and metrics)")
 
 
+class Determinism(_Model):
+    """The seed and the settings that make a run reproducible (bit-identical on CPU at equal threads)."""
+
+    seed: int
+    deterministic_algorithms: bool
+    warn_only: bool
+    cudnn_deterministic: bool
+    cudnn_benchmark: bool
+    intra_op_threads: int
+    cublas_workspace_config: str | None = None
+
+
 class Env(_Model):
     python: str
     torch: str
@@ -126,6 +136,7 @@ class Env(_Model):
     device: str
     threads: int
     deterministic: bool
+    determinism: Determinism | None = Field(None, description="optional: absent in files from before it existed")
 
 
 class TuningInfo(BaseModel):
@@ -155,6 +166,9 @@ class RunResult(_Model):
     env: Env
     extras: dict = Field(default_factory=dict, description="strategy-specific facts, e.g. routing accuracy")
     tuning: TuningInfo | None = Field(None, description="set when the parameters came from `unicon-bench tune`")
+    resumed_after: list[int] = Field(
+        default_factory=list, description="experiences already done at each resume from a checkpoint (empty: never interrupted)"
+    )
 
     @model_validator(mode="after")
     def _matrix_complete(self) -> "RunResult":
@@ -224,28 +238,20 @@ def clean_float(x: float | None) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder and rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def result_path(out_dir: str | Path, result: RunResult) -> Path:
     return Path(out_dir) / result.scenario.name / result.strategy.name / f"{result.run_id}.json"
 
 
-def write_result(result: RunResult, out_dir: str | Path) -> Path:
+def write_result(result: RunResult, out_dir: str | Path, overwrite: bool = True) -> Path:
+    """Write ``<out>/<scenario>/<strategy>/<run_id>.json`` atomically.
+
+    With ``overwrite=False`` (what the harness uses) an existing file is never replaced: a clash of
+    run ids is an error instead of a lost result.
+    """
     path = result_path(out_dir, result)
-    atomic_write_text(path, json.dumps(result.model_dump(mode="json"), indent=2) + "\n")
+    text = json.dumps(result.model_dump(mode="json"), indent=2) + "\n"
+    if not atomic_write_text(path, text, overwrite=overwrite):
+        raise ResultError(f"{path} already exists: refusing to overwrite another run's result")
     return path
 
 

@@ -13,7 +13,8 @@ A suite file looks like::
     pretrain: true             # optional: train stage 0 once per scenario, every strategy reuses it
                                # (or a mapping: {seed: 0, backbone: swin_unetr, epochs: 20, ...})
 
-Sweeps are resumable: a run is skipped when ``<out>/<scenario>/<strategy>/`` already holds a valid
+Sweeps are resumable: a run interrupted mid-way continues from its last checkpoint (see
+``unicon_bench.checkpoint``), and a run is skipped when ``<out>/<scenario>/<strategy>/`` already holds a valid
 result with the same scenario name and version, strategy name, seed, quick flag and parameters.
 Incompatible strategy x scenario pairs are listed as skipped, not failed; a failing run is recorded
 and the others still run.
@@ -42,6 +43,9 @@ from unicon_bench.fileio import read_yaml_mapping, validate
 from unicon_bench.registry import list_strategies
 from unicon_bench.results import ResultError, parse_result, read_result, write_result
 from unicon_bench.scenario import list_scenarios
+
+
+MAX_SEEDS = 10_000  # a seed count beyond this is a typo, not a sweep
 
 
 class Suite(BaseModel):
@@ -81,6 +85,8 @@ def load_suite(path: str | Path) -> Suite:
     """Parse and validate a suite YAML file; any problem is one ``ConfigError``."""
     raw = read_yaml_mapping(path, "suite", " (name, strategies, scenarios, seeds, ...)")
     suite = validate(Suite, raw, f"invalid suite {path}")
+    if isinstance(suite.seeds, int) and suite.seeds > MAX_SEEDS:
+        raise ConfigError(f"invalid suite {path}: seeds: a count of at most {MAX_SEEDS}, got {suite.seeds}")
     seeds = suite.seed_list()
     if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
         raise ConfigError(f"invalid suite {path}: seeds must be distinct non-negative integers (or a positive count)")
@@ -163,6 +169,7 @@ class SweepReport:
     incompatible: list[tuple[str, str, str]] = field(default_factory=list)
     failed: list[tuple[PlannedRun, str, str]] = field(default_factory=list)
     todo: list[PlannedRun] = field(default_factory=list)
+    resumed: list[tuple[PlannedRun, int]] = field(default_factory=list)  # (run, experiences it resumed after)
 
     @property
     def ok(self) -> bool:
@@ -253,11 +260,12 @@ class RunJob:
     cache_dir: str | None
     reporter: Any = None  # only for runs in this process: feeds the overall bar
     loggers: tuple[str, ...] = ()
-    out: str = ""  # absolute; used only with loggers (they write beside the results)
+    out: str = ""  # absolute; workers write there themselves with loggers or resume (checkpoints)
+    resume: bool = False
 
 
 def execute_run(job: RunJob) -> tuple[str, Any, str | None]:
-    """Run one job: ``("ok", result JSON, None)``, ``("written", path, None)`` or ``("failed", one-line
+    """Run one job: ``("ok", result JSON, None)``, ``("written", {path, resumed_after}, None)`` or ``("failed", one-line
     error, traceback)``; never raises.
 
     The worker returns the result instead of writing it, so Ray nodes need no shared file system:
@@ -267,12 +275,12 @@ def execute_run(job: RunJob) -> tuple[str, Any, str | None]:
     run = job.run
     try:
         result, path = harness.run(
-            run.strategy, run.scenario, seed=run.seed, out=job.out if job.loggers else None, quick=job.quick,
-            device=job.device, overrides=run.overrides, reporter=job.reporter, cache_dir=job.cache_dir,
-            loggers=list(job.loggers),
+            run.strategy, run.scenario, seed=run.seed, out=job.out if job.loggers or job.resume else None,
+            quick=job.quick, device=job.device, overrides=run.overrides, reporter=job.reporter,
+            cache_dir=job.cache_dir, loggers=list(job.loggers), resume="auto" if job.resume else False,
         )
         if path is not None:
-            return "written", str(path), None
+            return "written", {"path": str(path), "resumed_after": list(result.resumed_after)}, None
         return "ok", result.model_dump(mode="json"), None
     except Exception as exc:  # noqa: BLE001 - one failing run must not stop the sweep
         return "failed", one_line(exc), traceback.format_exc()
@@ -286,8 +294,11 @@ def run_suite(
     console=None,
     loggers: list[str] | None = None,
     executor: ExecutorConfig | None = None,
+    resume: bool = True,
 ) -> SweepReport:
     """Run every planned run not done yet; failures are recorded, not raised.
+
+    With ``resume`` (the default) a run interrupted earlier continues from its last checkpoint.
 
     ``executor`` (default: local, one run at a time in this process) picks where runs go: a local
     process pool or Ray tasks (``unicon_bench.executors``); each run writes its own result file
@@ -326,13 +337,15 @@ def run_suite(
                 lambda text, label=label: progress.update(task, info=f"{label}: {text}" if text else label)
             )
         jobs.append(RunJob(run, suite.quick, device, None if cache_dir is None else str(Path(cache_dir).resolve()),
-                           reporter, tuple(loggers or ()), str(Path(report.out).resolve())))
+                           reporter, tuple(loggers or ()), str(Path(report.out).resolve()), resume))
 
     def done(outcome: Outcome) -> None:
         run = report.todo[outcome.index]
         status, detail, trace = outcome.value if outcome.error is None else ("failed", outcome.error, outcome.trace)
         if status == "written":
-            report.completed.append((run, Path(detail)))
+            report.completed.append((run, Path(detail["path"])))
+            if detail["resumed_after"]:
+                report.resumed.append((run, detail["resumed_after"][-1]))
         elif status == "ok":
             report.completed.append((run, write_result(parse_result(detail, run.label()), report.out)))
         else:
@@ -358,6 +371,8 @@ def summary_lines(report: SweepReport) -> list[str]:
         f"suite {report.suite}: {len(report.completed)} ran, {len(report.existing)} already done, "
         f"{len(report.incompatible)} incompatible pairs skipped, {len(report.failed)} failed (results in {report.out})"
     ]
+    for run, done in report.resumed:
+        lines.append(f"  resumed from a checkpoint after {done} experience(s): {run.label()}")
     for strategy, scenario, _why in report.incompatible:
         lines.append(f"  skipped (incompatible): {strategy} on {scenario}")
     for run, error, _tb in report.failed:

@@ -252,6 +252,18 @@ class Strategy:
         """Optional cost fields of the result (pretrained weights and their hash, what was frozen)."""
         return {}
 
+    # -- checkpoints (see unicon_bench.checkpoint) ----------------------------------------------
+    def state_dict(self) -> dict | None:
+        """Everything carried from one experience to the next, as tensors and plain containers.
+
+        ``None`` (this default) means the strategy cannot be checkpointed: its runs cannot resume.
+        """
+        return None
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore ``state_dict()`` into a strategy freshly built for the same run."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be restored from a checkpoint")
+
 
 def quiet_evaluator():
     """Avalanche's evaluator with no loggers: the harness does its own evaluation and printing."""
@@ -266,6 +278,9 @@ def count_params(module: torch.nn.Module, ids: set[int] | None = None) -> int:
 
 class AvalancheStrategy(Strategy):
     """A strategy run by Avalanche's SupervisedTemplate; subclasses add plugins or a model."""
+
+    # False: state outside the model, optimizer and known plugins that state_dict() does not cover
+    checkpointable: ClassVar[bool] = True
 
     template_cls: ClassVar[type[TaskTemplate]] = TaskTemplate
 
@@ -338,6 +353,40 @@ class AvalancheStrategy(Strategy):
 
     def total_params(self) -> int:
         return count_params(self.model)
+
+    def state_dict(self) -> dict:
+        """Model weights and trainable flags, optimizer, and the state of every template plugin.
+
+        Avalanche's clock, EWC, replay buffers and plugins defining ``checkpoint_state()`` are
+        covered (``unicon_bench.state``); subclasses add what they keep outside the template.
+        """
+        from unicon_bench import state
+
+        if not self.checkpointable:
+            return None
+        try:
+            plugins = [state.plugin_state(p) for p in self.template.plugins]
+        except state.NotCheckpointable:
+            return None
+        return {
+            "model": self.model.state_dict(),
+            "requires_grad": {n: p.requires_grad for n, p in self.model.named_parameters()},
+            "optimizer": self.template.optimizer.state_dict(),
+            "plugins": plugins,
+        }
+
+    def load_state_dict(self, saved: dict) -> None:
+        from unicon_bench import state
+        from unicon_bench.errors import CheckpointError
+
+        self.model.load_state_dict(saved["model"])
+        for n, p in self.model.named_parameters():
+            p.requires_grad_(saved["requires_grad"][n])
+        state.restore_optimizer(self.template.optimizer, self.model, saved["optimizer"])
+        if len(saved["plugins"]) != len(self.template.plugins):
+            raise CheckpointError(f"the checkpoint has {len(saved['plugins'])} plugins, the strategy {len(self.template.plugins)}")
+        for plugin, plugin_state in zip(self.template.plugins, saved["plugins"]):
+            state.restore_plugin(plugin, plugin_state, self)
 
 
 def tensor_bytes(samples) -> int:

@@ -149,7 +149,10 @@ def study_dataset(rows: list[Row], data: ManifestDataSpec, channels: tuple[str, 
     if cache_root is None:
         return Dataset(items, transform=chain)
     folder = cache_root / config_key(data, channels)
-    return PersistentDataset(items, transform=chain, cache_dir=folder, hash_func=study_key, track_meta=False)
+    # weights_only=True (MONAI's default, stated): a cache file never unpickles objects; MONAI writes it via
+    # a temporary file and recomputes a corrupt one
+    return PersistentDataset(items, transform=chain, cache_dir=folder, hash_func=study_key, track_meta=False,
+                             weights_only=True)
 
 
 def _root_cause(exc: BaseException) -> BaseException:
