@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from unicon_bench.data.streams import Stream
+from unicon_bench.losses import TaskLoss
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="no QP solver found", category=UserWarning)
@@ -75,30 +76,6 @@ class BaseParams:
 def autocast(device: torch.device):
     """Mixed precision where it pays: bfloat16 autocast on CUDA (no loss scaling needed), none on CPU."""
     return torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-
-
-class TaskLoss:
-    """Per-kind losses from MONAI / torch / torchsurv."""
-
-    def __init__(self):
-        from monai.losses import DiceCELoss
-
-        self.dice_ce = DiceCELoss(sigmoid=True)
-        self.bce = torch.nn.BCEWithLogitsLoss()
-
-    def __call__(self, kind: str, output: torch.Tensor, mask: torch.Tensor, clinical: torch.Tensor) -> torch.Tensor:
-        if kind == "segmentation":
-            return self.dice_ce(output, mask)
-        if kind == "classification":
-            return self.bce(output, clinical[:, 0])
-        if kind == "prognosis":
-            from torchsurv.loss.cox import neg_partial_log_likelihood
-
-            event = clinical[:, 2].bool()
-            if len(event) < 2 or not event.any():  # no comparable pair: the partial likelihood is empty
-                return output.sum() * 0.0
-            return neg_partial_log_likelihood(output, event, clinical[:, 1], reduction="mean")
-        raise ValueError(f"unknown task kind {kind!r}")
 
 
 class TaskTemplate(SupervisedTemplate):
