@@ -24,17 +24,15 @@ class _StepTimer:
 
         class Plugin(SupervisedPlugin):
             def before_training_iteration(self, strategy, **kw):
-                now = time.perf_counter()
                 if outer.last_end is not None:
-                    outer.waits.append(now - outer.last_end)
-                outer.starts.append(now)
+                    outer.waits.append(time.perf_counter() - outer.last_end)
 
             def after_training_iteration(self, strategy, **kw):
                 outer.last_end = time.perf_counter()
                 outer.ends.append(outer.last_end)
 
         self.plugin = Plugin()
-        self.starts, self.ends, self.waits, self.last_end = [], [], [], None
+        self.ends, self.waits, self.last_end = [], [], None
 
     def step_times(self) -> list[float]:
         return [b - a for a, b in zip(self.ends, self.ends[1:])]
@@ -51,8 +49,6 @@ def _setup(epochs: int, quick: bool):
 
 
 def _harness(spec, seed: int):
-    import torch
-
     from unicon_bench.data.streams import build_stream
     from unicon_bench.harness import seed_everything
     from unicon_bench.registry import STRATEGIES
@@ -64,7 +60,6 @@ def _harness(spec, seed: int):
     timer = _StepTimer()
     strat.template.plugins.append(timer.plugin)
     strat.train(next(iter(stream.train_stream)))
-    torch.set_grad_enabled(True)
     return timer
 
 
@@ -104,8 +99,8 @@ def run(quick: bool = False) -> dict:
     for r in range(repeats):  # interleaved, so a load change hits both alike
         bare.append(median(_bare(spec, r)[warmup:]))
         timer = _harness(spec, r)
-        harness.append(median(timer.step_times()[warmup:]))
         steps = timer.step_times()[warmup:]
+        harness.append(median(steps))
         waits.append(sum(timer.waits[warmup:]) / max(sum(steps), 1e-12))
     ratio = median(harness) / median(bare)
     return {

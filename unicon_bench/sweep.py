@@ -265,7 +265,7 @@ class RunJob:
 
 
 def execute_run(job: RunJob) -> tuple[str, Any, str | None]:
-    """Run one job: ``("ok", result JSON, None)``, ``("written", {path, resumed_after}, None)`` or ``("failed", one-line
+    """Run one job: ``("ok", result JSON, None)``, ``("written", {"path", "resumed_after"}, None)`` or ``("failed", one-line
     error, traceback)``; never raises.
 
     The worker returns the result instead of writing it, so Ray nodes need no shared file system:
