@@ -37,6 +37,19 @@ class TaskAwareAGEMPlugin(AGEMPlugin):
     The memory and its sampling are Avalanche's.
     """
 
+    def checkpoint_state(self) -> dict:
+        """The memory: each past experience's kept subjects (``unicon_bench.state``)."""
+        from unicon_bench import state
+
+        return {"buffers": [state.dataset_state(b) for b in self.buffers]}
+
+    def restore_checkpoint_state(self, saved: dict, strategy) -> None:
+        from unicon_bench import state
+
+        self.buffers = []
+        for buffer in saved["buffers"]:  # each is already cut to size: nothing is drawn again
+            self.update_memory(state.dataset_from_state(buffer))
+
     def before_training_iteration(self, strategy, **kwargs):
         if not self.buffers:
             return

@@ -14,6 +14,7 @@ from avalanche.training.utils import cycle
 
 from unicon_bench.cl_plugins import grouped_distillation
 from unicon_bench.data.streams import collate_samples
+from unicon_bench import state
 from unicon_bench.registry import register_strategy
 from unicon_bench.training import AvalancheStrategy, BaseParams, TaskTemplate, autocast, tensor_bytes
 
@@ -71,8 +72,15 @@ class OutputBuffer(ExperienceBalancedBuffer):
 
     After each experience, every sample of it gets the output of the model as it is then (the
     ``der_output`` attribute, returned last by ``__getitem__``); Avalanche's reservoir then picks
-    the experience's share of ``max_size``. Stored outputs are never recomputed.
+    the experience's share of ``max_size``. Stored outputs are never recomputed: a checkpoint keeps
+    them with the samples (a data attribute, which ``unicon_bench.state`` saves like the others).
     """
+
+    def checkpoint_state(self) -> dict:
+        return state.balanced_buffer_state(self)
+
+    def restore_checkpoint_state(self, saved: dict, strategy) -> None:
+        state.restore_balanced_buffer(self, saved, strategy)
 
     def post_adapt(self, agent, exp):
         data = exp.dataset
@@ -137,7 +145,6 @@ class DER(AvalancheStrategy):
     family = "rehearsal"
     compatible = {"domain", "task", "modality"}
     trainable = "all parameters, every experience"
-    checkpointable = False  # its buffer of stored outputs lives on the template: no resume yet
     params = DERParams
     template_cls = DERTemplate
 
@@ -148,6 +155,17 @@ class DER(AvalancheStrategy):
         template.mem_batch_size = self.p.mem_batch_size or self.batch_size
         template.distill, template.temperature = self.p.distill, self.p.temperature
         return template
+
+    def state_dict(self) -> dict | None:
+        """The template's state plus the buffer of samples and stored outputs (it lives on the template)."""
+        base = super().state_dict()
+        if base is None:  # not checkpointable
+            return None
+        return {**base, "buffer": state.storage_state(self.buffer)}
+
+    def load_state_dict(self, saved: dict) -> None:
+        super().load_state_dict(saved)
+        state.restore_storage(self.buffer, saved["buffer"], self)
 
     def buffer_bytes(self) -> int:
         return tensor_bytes(self.buffer.buffer)

@@ -58,13 +58,13 @@ class InfLoRA(FoundationStrategy):
     compatible = {"domain", "task", "modality"}
     trainable = "stage 0: all; then B of the task's LoRA branch + new heads/stems"
     family = "parameter-efficient"
-    checkpointable = False  # its subspace bases live outside the model and plugins: no resume yet
     params = InfLoRAParams
     merged = True
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.memory: dict[str, torch.Tensor] = {}
+        self._restoring = False  # rebuilding routes from a checkpoint: their A comes with the weights
 
     def _layers(self) -> dict[str, L.LoRALayer]:
         return {n: m for n, m in self.model.encoder.named_modules() if isinstance(m, L.LoRALayer)}
@@ -93,6 +93,11 @@ class InfLoRA(FoundationStrategy):
                              with_ct=exp.with_ct, head_lora=False)
         name = self.model.routes[index].peft
         layers = self._layers()
+        if self._restoring:  # the designed A is in the checkpoint's weights; only freeze it
+            for layer in layers.values():
+                if name in layer.updates:
+                    layer.updates[name].down.weight.requires_grad_(False)
+            return
         for lname, down in self._update(index, experience.dataset, self.p.lora_rank).items():
             layers[lname].updates[name].set_down_rows(down, trainable=False)
 
@@ -101,6 +106,23 @@ class InfLoRA(FoundationStrategy):
         if experience.current_experience == 0:  # the foundation's inputs start the memory
             L.inject_lora(self.model.encoder)  # no LoRA set yet: the outputs are unchanged
             self._update(0, experience.dataset, rank=0)
+
+    def state_dict(self) -> dict | None:
+        """The foundation strategy's state plus the memory of earlier tasks' input subspaces."""
+        base = super().state_dict()
+        if base is None:
+            return None
+        return {**base, "memory": {name: m.clone() for name, m in self.memory.items()}}
+
+    def load_state_dict(self, saved: dict) -> None:
+        if saved["memory"]:  # experience 0 was trained: its LoRA wrappers exist in the saved model
+            L.inject_lora(self.model.encoder)
+        self._restoring = True
+        try:
+            super().load_state_dict(saved)
+        finally:
+            self._restoring = False
+        self.memory = {name: m.clone() for name, m in saved["memory"].items()}
 
     def extras(self) -> dict:
         """How much of the encoder's input space the memory of earlier tasks holds."""

@@ -10,6 +10,7 @@ from avalanche.training.plugins import MASPlugin
 from avalanche.training.utils import zerolike_params_dict
 
 from unicon_bench.registry import register_strategy
+from unicon_bench.state import CheckpointAttributes
 from unicon_bench.training import AvalancheStrategy, BaseParams, TaskTemplate, autocast
 
 
@@ -38,13 +39,15 @@ def output_sensitivity(model, x: torch.Tensor, routes: torch.Tensor, text=None) 
     return sum(out.float().pow(2).reshape(len(idx), -1).mean(dim=1).sum() for idx, _, out in groups) / total
 
 
-class TaskAwareMASPlugin(MASPlugin):
+class TaskAwareMASPlugin(CheckpointAttributes, MASPlugin):
     """MASPlugin whose importance runs each sample through its own route.
 
     Avalanche's version unpacks ``(x, y, t)`` batches and calls ``avalanche_forward(model, x, t)``,
     which our 5-field samples and routed model do not fit; the penalty, the importance merge and
-    the bookkeeping are Avalanche's.
+    the bookkeeping are Avalanche's. A checkpoint keeps the anchor weights and the importances.
     """
+
+    checkpoint_attributes = ("params", "importance")
 
     def _get_importance(self, strategy):
         model = strategy.model

@@ -11,6 +11,7 @@ from avalanche.training.plugins import RWalkPlugin
 from avalanche.training.utils import ParamData, copy_params_dict, zerolike_params_dict
 
 from unicon_bench.registry import register_strategy
+from unicon_bench.state import CheckpointAttributes
 from unicon_bench.training import AvalancheStrategy, BaseParams, autocast
 
 
@@ -32,7 +33,7 @@ class RWalkParams(BaseParams):
             raise ValueError(f"delta_t must be >= 1, got {self.delta_t}")
 
 
-class TaskAwareRWalkPlugin(RWalkPlugin):
+class TaskAwareRWalkPlugin(CheckpointAttributes, RWalkPlugin):
     """RWalkPlugin with the task-aware loss, scores flushed at the end of each experience and a
     normalisation that cannot divide by zero.
 
@@ -40,7 +41,13 @@ class TaskAwareRWalkPlugin(RWalkPlugin):
     assumes classification) and leaves the model in eval mode; it adds the path scores only every
     ``delta_t`` iterations, dropping the last partial interval, and divides by the largest score,
     which is 0 (NaN penalties) when an experience has fewer than ``delta_t`` iterations.
+    A checkpoint keeps every running quantity: weights, Fisher, scores and penalties.
     """
+
+    checkpoint_attributes = (
+        "checkpoint_params", "checkpoint_loss", "checkpoint_scores", "iter_grad", "iter_importance",
+        "iter_params", "exp_scores", "exp_params", "exp_importance", "exp_penalties",
+    )
 
     def _update_grad(self, strategy):
         model = strategy.model

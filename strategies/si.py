@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from avalanche.training.plugins import SynapticIntelligencePlugin
 
 from unicon_bench.registry import register_strategy
+from unicon_bench.state import CheckpointAttributes
 from unicon_bench.training import AvalancheStrategy, BaseParams
 
 
@@ -24,7 +25,7 @@ class SIParams(BaseParams):
             raise ValueError(f"eps must be positive, got {self.eps}")
 
 
-class CopyingSIPlugin(SynapticIntelligencePlugin):
+class CopyingSIPlugin(CheckpointAttributes, SynapticIntelligencePlugin):
     """Avalanche's plugin with its weight snapshots copied, so that it also works on the CPU.
 
     Avalanche stores snapshots as ``param.detach().cpu().flatten()``: on a CUDA model that is a
@@ -32,7 +33,10 @@ class CopyingSIPlugin(SynapticIntelligencePlugin):
     before-step weights then follow every update, so the path integral, the importances and the
     penalty all stay exactly 0 and SI reduces to naive fine-tuning. Cloning the two snapshots right
     after Avalanche takes them restores the algorithm; everything else is Avalanche's.
+    A checkpoint keeps the anchor, the importances and the path-integral buffers.
     """
+
+    checkpoint_attributes = ("ewc_data", "syn_data")
 
     @staticmethod
     def _own(params: dict) -> None:

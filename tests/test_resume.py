@@ -57,7 +57,10 @@ def in_subprocesses(*jobs):
     return [p.exitcode for p in procs]
 
 
-STRATEGIES = ["naive", "replay", "ewc", "unicon"]
+# every built-in strategy: each keeps its state across experiences in a different place (model,
+# optimizer, Avalanche plugins, replay buffers, stored outputs, teachers, subspace memories, masks)
+STRATEGIES = ["naive", "joint", "specialized", "ewc", "replay", "unicon", "medcoss", "lwf", "si", "mas", "rwalk",
+              "der", "agem", "packnet", "seq_lora", "inflora", "l2p"]
 
 
 @pytest.fixture(scope="module")

@@ -52,3 +52,41 @@ def test_rng_state_roundtrip_replays_every_generator():
     random.random(), np.random.rand(7), torch.rand(9)  # move every generator on
     state.set_rng_state(saved)
     assert (random.random(), np.random.rand(3).tolist(), np.random.randn(), torch.rand(3).tolist()) == first
+
+
+def test_plain_rebuild_roundtrip_of_plugin_attributes():
+    from avalanche.training.utils import ParamData
+
+    w = torch.randn(3, 2)
+    value = (
+        {"conv.weight": ParamData("conv.weight", init_tensor=w)},  # SI's ewc_data: a tuple of dicts
+        {"old_theta": {"b": ParamData("b", init_tensor=torch.arange(4.0))}, "count": 3, "none": None},
+    )
+    rebuilt = state.rebuild(_roundtrip(state.plain(value)))
+    assert isinstance(rebuilt, tuple) and len(rebuilt) == 2
+    param = rebuilt[0]["conv.weight"]
+    assert isinstance(param, ParamData) and param.name == "conv.weight" and torch.equal(param.data, w)
+    assert param.data.data_ptr() != w.data_ptr()  # a copy, not the live tensor
+    assert torch.equal(rebuilt[1]["old_theta"]["b"].data, torch.arange(4.0))
+    assert rebuilt[1]["count"] == 3 and rebuilt[1]["none"] is None
+
+
+def test_plain_refuses_objects_it_cannot_rebuild():
+    import pytest
+
+    with pytest.raises(state.NotCheckpointable, match="object"):
+        state.plain({"x": object()})
+
+
+def test_dataset_roundtrip_keeps_stored_outputs_of_every_shape():
+    # DER's buffer: each sample carries the model's output as a data attribute returned last
+    from avalanche.benchmarks.utils.data_attribute import DataAttribute
+
+    original = _dataset(4, 1, 3)
+    outputs = [torch.randn(1, 4, 4, 4), torch.randn(1, 4, 4, 4), torch.randn(1, 4, 4, 4), torch.randn(1, 4, 4, 4)]
+    original = original.update_data_attribute("der_output", DataAttribute(outputs, name="der_output", use_in_getitem=True))
+    rebuilt = state.dataset_from_state(_roundtrip(state.dataset_state(original)))
+    for i in range(4):
+        assert len(rebuilt[i]) == len(original[i]) == 6
+        assert torch.equal(rebuilt[i][-1], outputs[i])
+        assert rebuilt[i][-2] == 1  # the task label, before the stored output

@@ -143,6 +143,20 @@ class OutputDistillationPlugin(SupervisedPlugin):
         for t in sorted(int(t) for t in strategy.experience.dataset.targets_task_labels.uniques):
             self.seen.setdefault(route_key(strategy.model, t), t)
 
+    def checkpoint_state(self) -> dict:
+        """The teacher's weights and the remembered routes (``unicon_bench.state``)."""
+        return {
+            "teacher": None if self.teacher is None else self.teacher.state_dict(),
+            "seen": [[list(k) if isinstance(k, tuple) else k, t] for k, t in self.seen.items()],
+        }
+
+    def restore_checkpoint_state(self, state: dict, strategy) -> None:
+        self.teacher = None
+        if state["teacher"] is not None:  # the model's structure (routes) is restored by now
+            self.teacher = frozen_copy(strategy.model)
+            self.teacher.load_state_dict(state["teacher"])
+        self.seen = {(tuple(k) if isinstance(k, list) else k): int(t) for k, t in state["seen"]}
+
     def penalty(self, model, x: torch.Tensor, text=None, current=None, label: int | None = None) -> torch.Tensor:
         """The distillation term for inputs ``x`` of task label ``label`` (``None``: channels as they are).
 

@@ -90,6 +90,8 @@ def dataset_from_state(state: dict[str, Any]):
     from avalanche.benchmarks.utils.data_attribute import DataAttribute, TaskLabels
     from torch.utils.data import TensorDataset
 
+    from unicon_bench.data.streams import collate_samples
+
     if not state["fields"]:  # an empty buffer
         return concat_datasets([])
     attributes = [
@@ -97,30 +99,77 @@ def dataset_from_state(state: dict[str, Any]):
         else DataAttribute(a["values"], a["name"], use_in_getitem=a["use_in_getitem"])
         for a in state["attributes"]
     ]
-    return AvalancheDataset([TensorDataset(*state["fields"])], data_attributes=attributes)
+    # every dataset of ours collates with the zero-padding collate (mixed channel counts)
+    return AvalancheDataset([TensorDataset(*state["fields"])], data_attributes=attributes, collate_fn=collate_samples)
 
 
 # -- Avalanche plugins and storage policies ----------------------------------------------------------
 
 # Plugins known to hold nothing from one experience to the next; any other plugin without an adapter
 # here or a checkpoint_state() makes its strategy non-checkpointable rather than resume wrongly.
-STATELESS = {"EvaluationPlugin", "ProgressPlugin", "PeriodicEval"}  # PeriodicEval: the harness evaluates (eval_every=-1)
+# PeriodicEval: the harness evaluates (eval_every=-1). PackNetPlugin: the masks and task counters
+# are buffers of the model, the epoch count is set before each training and the optimizer rebuilt
+# before each experience.
+STATELESS = {"EvaluationPlugin", "ProgressPlugin", "PeriodicEval", "PackNetPlugin"}
 
 
 class NotCheckpointable(Exception):
     """A plugin whose state cannot be saved: the run keeps no checkpoints (and cannot resume)."""
 
 
-def _params_state(params: dict) -> dict:
-    return {exp: {name: p.data.clone() for name, p in d.items()} for exp, d in params.items()}
-
-
-def _load_params(target: dict, state: dict) -> None:
+def plain(value) -> Any:
+    """``value`` as tensors and plain containers: Avalanche's ``ParamData`` (marked, with its name),
+    tensors (copied), dicts, lists, tuples (marked), numbers, strings and None."""
     from avalanche.training.utils import ParamData
 
-    target.clear()
-    for exp, d in state.items():
-        target[exp] = {name: ParamData(name, init_tensor=t.clone(), device=t.device) for name, t in d.items()}
+    if isinstance(value, ParamData):
+        return {"__param__": value.name, "data": value.data.detach().clone()}
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return {"__tuple__": [plain(v) for v in value]}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise NotCheckpointable(f"cannot checkpoint a value of type {type(value).__qualname__}")
+
+
+def rebuild(saved, device: torch.device | str | None = None) -> Any:
+    """The live value ``plain`` described (``ParamData`` and tensors on ``device``, if given)."""
+    from avalanche.training.utils import ParamData
+
+    if isinstance(saved, torch.Tensor):
+        return saved.clone() if device is None else saved.to(device, copy=True)
+    if isinstance(saved, dict):
+        if "__param__" in saved:
+            data = rebuild(saved["data"], device)
+            return ParamData(saved["__param__"], init_tensor=data, device=data.device)
+        if "__tuple__" in saved:
+            return tuple(rebuild(v, device) for v in saved["__tuple__"])
+        return {k: rebuild(v, device) for k, v in saved.items()}
+    if isinstance(saved, list):
+        return [rebuild(v, device) for v in saved]
+    return saved
+
+
+class CheckpointAttributes:
+    """Mixin for a plugin whose state across experiences is a few attributes of ``plain`` types
+    (dicts of ``ParamData``, tensors, numbers): name them in ``checkpoint_attributes``."""
+
+    checkpoint_attributes: tuple[str, ...] = ()
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {name: plain(getattr(self, name)) for name in self.checkpoint_attributes}
+
+    def restore_checkpoint_state(self, state: dict[str, Any], strategy) -> None:
+        missing = [name for name in self.checkpoint_attributes if name not in state]
+        if missing:
+            raise CheckpointError(f"the checkpoint of {type(self).__qualname__} lacks {', '.join(missing)}")
+        for name in self.checkpoint_attributes:
+            setattr(self, name, rebuild(state[name], strategy.device))
 
 
 def storage_state(policy) -> dict[str, Any]:
@@ -133,11 +182,16 @@ def storage_state(policy) -> dict[str, Any]:
     if type(policy) is ReservoirSamplingBuffer:
         return {"max_size": policy.max_size, "buffer": dataset_state(policy.buffer), "weights": policy._buffer_weights.clone()}
     if type(policy) is ExperienceBalancedBuffer:
-        groups = {k: storage_state(g) for k, g in policy.buffer_groups.items()}
-        simple = {k: v for k, v in vars(policy).items() if isinstance(v, (int, float, bool, str)) or v is None}
-        return {"groups": groups, "attributes": simple}
+        return balanced_buffer_state(policy)
     raise NotCheckpointable(f"cannot checkpoint the replay storage policy {type(policy).__name__}: "
                             "give it checkpoint_state() and restore_checkpoint_state(state, strategy)")
+
+
+def balanced_buffer_state(policy) -> dict[str, Any]:
+    """A balanced buffer's groups (reservoir buffers) and its plain attributes (sizes, counters)."""
+    groups = {k: storage_state(g) for k, g in policy.buffer_groups.items()}
+    simple = {k: v for k, v in vars(policy).items() if isinstance(v, (int, float, bool, str)) or v is None}
+    return {"groups": groups, "attributes": simple}
 
 
 def restore_storage(policy, state: dict[str, Any], strategy) -> None:
@@ -150,13 +204,20 @@ def restore_storage(policy, state: dict[str, Any], strategy) -> None:
         policy.buffer = dataset_from_state(state["buffer"])
         policy._buffer_weights = state["weights"]
     elif isinstance(policy, BalancedExemplarsBuffer):
-        for name, value in state["attributes"].items():
-            setattr(policy, name, value)
-        policy.buffer_groups = {}
-        for k, group_state in state["groups"].items():
-            group = ReservoirSamplingBuffer(group_state["max_size"])
-            restore_storage(group, group_state, strategy)
-            policy.buffer_groups[k] = group
+        restore_balanced_buffer(policy, state, strategy)
+
+
+def restore_balanced_buffer(policy, state: dict[str, Any], strategy) -> None:
+    """Restore ``balanced_buffer_state`` into a freshly built balanced buffer."""
+    from avalanche.training.storage_policy import ReservoirSamplingBuffer
+
+    for name, value in state["attributes"].items():
+        setattr(policy, name, value)
+    policy.buffer_groups = {}
+    for k, group_state in state["groups"].items():
+        group = ReservoirSamplingBuffer(group_state["max_size"])
+        restore_storage(group, group_state, strategy)
+        policy.buffer_groups[k] = group
 
 
 def plugin_state(plugin) -> dict[str, Any]:
@@ -169,7 +230,7 @@ def plugin_state(plugin) -> dict[str, Any]:
     elif isinstance(plugin, Clock):
         state = {k: v for k, v in vars(plugin).items() if isinstance(v, int) and not isinstance(v, bool)}
     elif isinstance(plugin, EWCPlugin):
-        state = {"saved_params": _params_state(plugin.saved_params), "importances": _params_state(plugin.importances)}
+        state = {"saved_params": plain(dict(plugin.saved_params)), "importances": plain(dict(plugin.importances))}
     elif isinstance(plugin, ReplayPlugin):
         state = {"storage": storage_state(plugin.storage_policy)}
     elif getattr(plugin, "stateless", False) or type(plugin).__name__ in STATELESS:
@@ -193,8 +254,9 @@ def restore_plugin(plugin, saved: dict[str, Any], strategy) -> None:
         for name, value in state.items():
             setattr(plugin, name, value)
     elif isinstance(plugin, EWCPlugin):
-        _load_params(plugin.saved_params, state["saved_params"])
-        _load_params(plugin.importances, state["importances"])
+        for target, name in ((plugin.saved_params, "saved_params"), (plugin.importances, "importances")):
+            target.clear()  # keep the plugin's own (default)dict
+            target.update(rebuild(state[name], strategy.device))
     elif isinstance(plugin, ReplayPlugin):
         restore_storage(plugin.storage_policy, state["storage"], strategy)
 
