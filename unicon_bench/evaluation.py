@@ -45,6 +45,17 @@ def _head(experience, k: int | None):
     return head
 
 
+def experience_targets(stream, j: int) -> Targets:
+    """What experience ``j``'s predictions are scored against: its eval masks or clinical data, the
+    voxel spacing, and the metric options (a prognosis task also needs its training cohort's data)."""
+    kind = stream.spec.experiences[j].task
+    spacing = tuple(stream.spacing_mm[j]) if stream.spacing_mm else (1.0, 1.0, 1.0)
+    mask, clinical = _dataset_targets(stream.eval_stream[j])
+    train_clinical = _no_rng(_dataset_targets, stream.train_stream[j])[1] if kind == "prognosis" else None
+    options = resolve_options(kind, stream.spec.evaluation, spacing, train_clinical)
+    return Targets(kind, mask, clinical, spacing, train_clinical, options)
+
+
 class Evaluator:
     """Targets and settings of each eval experience; ``row`` evaluates a strategy on all of them."""
 
@@ -54,16 +65,11 @@ class Evaluator:
         self.names = [e.name for e in spec.experiences]
         self.evals = list(stream.eval_stream)
         trains = list(stream.train_stream)
-        spacing = stream.spacing_mm or [(1.0, 1.0, 1.0)] * len(self.evals)
-        self.targets: list[Targets] = []
+        self.targets: list[Targets] = [experience_targets(stream, j) for j in range(len(self.evals))]
         self.train_exps: list[Any] = []
-        for j, exp in enumerate(self.evals):
-            mask, clinical = _dataset_targets(exp)
-            train_clinical = _no_rng(_dataset_targets, trains[j])[1] if self.kinds[j] == "prognosis" else None
-            options = resolve_options(self.kinds[j], spec.evaluation, spacing[j], train_clinical)
-            self.targets.append(Targets(self.kinds[j], mask, clinical, tuple(spacing[j]), train_clinical, options))
-            needed = needs_train_output(self.kinds[j], options.extra != "none")
-            self.train_exps.append(_head(trains[j], options.breslow_subjects) if needed else None)
+        for j, target in enumerate(self.targets):
+            needed = needs_train_output(self.kinds[j], target.options.extra != "none")
+            self.train_exps.append(_head(trains[j], target.options.breslow_subjects) if needed else None)
         self.eval_time_s = 0.0
 
     def row(self, strategy, trained_upto: int, reporter=None, label: str = "") -> list[Evaluation]:

@@ -62,7 +62,7 @@ def pretrain(
     cls, spec, params = harness.resolve(STRATEGY, scenario, quick, None, {**overrides, "fuse_text": False})
     reporter = reporter or harness.SilentReporter()
     harness.seed_everything(seed)
-    from unicon_bench.evaluation import Evaluator
+    from unicon_bench.evaluation import experience_targets
     from unicon_bench.metrics.evaluate import evaluate
 
     stream = build_stream(spec, cache_dir=cache_dir)
@@ -74,7 +74,7 @@ def pretrain(
     strat.train(first)
     train_time = time.perf_counter() - t0
     evaluation = stream.eval_stream[0]
-    target = Evaluator(stream).targets[0]  # the primary metric only: no extra metrics for stage 0
+    target = experience_targets(stream, 0)  # the primary metric only: no extra metrics for stage 0
     score = evaluate(strat.predict(evaluation), target, None, extra=False).values[
         harness.METRIC_OF_TASK[spec.experiences[0].task]]
     reporter.done()
