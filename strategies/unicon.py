@@ -65,7 +65,6 @@ class Unicon(FoundationStrategy):
     family = "parameter-efficient"
     compatible = {"domain", "task", "modality"}
     trainable = "stage 0: all; then LoRA/adapters + new heads/stems only"
-    family = "parameter-efficient"
     params = UniconParams
 
     def __init__(self, *args, **kwargs):
