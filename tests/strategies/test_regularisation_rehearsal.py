@@ -162,6 +162,22 @@ def test_mas_importance_covers_the_trained_route(make):
     assert all(v == 0 for k, v in imp.items() if k.startswith("heads.prognosis."))  # not used yet
 
 
+def test_mas_penalises_a_minibatch_whose_loss_is_exactly_zero(make):
+    # a Cox minibatch without an event has a loss of exactly 0; Avalanche's MASPlugin took that
+    # for a missing loss and raised "Loss is not available" (a default ct_tasks run died of it)
+    mas, exps = make("mas", "ct_tasks", lambda_reg=2.0)
+    mas.train(exps[0])
+    plugin = plugin_of(mas, "TaskAwareMASPlugin")
+    name, param = next((k, p) for k, p in mas.model.named_parameters() if k.startswith("encoder."))
+    with torch.no_grad():
+        param += 0.1  # moved away from its anchor by 0.1 everywhere
+    expected = 2.0 * float(plugin.importance[name].data.sum()) * 0.1**2
+    assert expected > 0
+    mas.template.loss = torch.ones((), requires_grad=True) * 0.0  # what TaskLoss returns then
+    plugin.before_backward(mas.template)
+    assert float(mas.template.loss) == pytest.approx(expected, rel=1e-4)
+
+
 def test_lwf_keeps_the_end_of_experience_model_as_teacher(make):
     lwf, exps = make("lwf", "ct_tasks")
     lwf.train(exps[0])
