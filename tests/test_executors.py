@@ -3,6 +3,9 @@ process, for the same seeds; resuming skips what any executor already wrote."""
 
 from __future__ import annotations
 
+import multiprocessing
+import time
+
 import pytest
 import yaml
 
@@ -93,3 +96,28 @@ def test_tune_trials_as_ray_tasks_score_like_trials_in_this_process(phantom_cach
 
     assert {w.split(":")[1] for _v, w in values["local"].values()} == {str(os.getpid())}
     assert str(os.getpid()) not in {w.split(":")[1] for _v, w in values["ray"].values()}
+
+
+def _nap(item) -> int:
+    folder, i = item
+    (folder / f"start{i}").touch()
+    time.sleep(20)
+    (folder / f"done{i}").touch()
+    return i
+
+
+def test_interrupting_a_pool_stops_queued_and_running_jobs(tmp_path):
+    # Ctrl-C used to leave the pool's `with` block waiting for every queued job: the sweep ran on
+    def interrupt(running: int) -> None:
+        if any(tmp_path.glob("start*")):
+            raise KeyboardInterrupt
+
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        run_jobs(_nap, [(tmp_path, i) for i in range(6)], ExecutorConfig("local", workers=2), lambda o: None,
+                 on_tick=interrupt)
+    assert time.monotonic() - started < 20  # did not wait for a single 20 s job
+    time.sleep(1)
+    assert not list(tmp_path.glob("done*"))  # the running jobs were ended
+    assert 1 <= len(list(tmp_path.glob("start*"))) <= 2  # and the queued ones never started
+    assert not multiprocessing.active_children()

@@ -213,6 +213,10 @@ def sweep(
                            executor=where, resume=resume)
     except UniconBenchError as exc:
         _fail(exc)
+    except KeyboardInterrupt:
+        typer.echo("sweep interrupted: the finished runs' results are kept; run the same command again to go on "
+                   "(a run that was cut short continues from its last checkpoint)", err=True)
+        raise typer.Exit(130) from None
     typer.echo("\n".join(summary_lines(report)))
     raise typer.Exit(0 if report.ok else 1)
 

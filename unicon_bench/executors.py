@@ -129,14 +129,32 @@ def _run_pool(fn, items, config: ExecutorConfig, on_done, on_tick) -> None:
     threads = config.job_threads()
     env = worker_env(threads)
     # spawn, not fork: a forked copy of a process that already runs torch threads can deadlock.
-    with ProcessPoolExecutor(max_workers=config.workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=prepare_worker, initargs=(threads, env)) as pool:
-        pending = {pool.submit(fn, item): i for i, item in enumerate(items)}
+    pool = ProcessPoolExecutor(max_workers=config.workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=prepare_worker, initargs=(threads, env))
+    pending = {pool.submit(fn, item): i for i, item in enumerate(items)}
+    try:
         while pending:
             done, _ = wait(pending, timeout=TICK_S, return_when=FIRST_COMPLETED)
             for future in done:
                 on_done(_outcome(pending.pop(future), future.result))
             on_tick(len(pending))
+    except BaseException:
+        # Ctrl-C (or a failing callback): stop now. A plain `with` block would wait for every job
+        # still queued, i.e. run the rest of the sweep. Runs cut short resume from their checkpoints.
+        stop_pool(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
+def stop_pool(pool) -> None:
+    """Drop a process pool's queued jobs and end the jobs it runs."""
+    workers = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in workers:
+        if process.is_alive():
+            process.terminate()
+    for process in workers:
+        process.join(timeout=10)
 
 
 def init_ray(config: ExecutorConfig, threads: int) -> bool:
@@ -181,6 +199,10 @@ def _run_ray(fn, items, config: ExecutorConfig, on_done, on_tick) -> None:
             for ref in done:
                 on_done(_outcome(pending.pop(ref), ray.get, ref))
             on_tick(len(pending))
+    except BaseException:
+        for ref in pending:  # on a cluster, queued and running tasks would outlive the driver
+            ray.cancel(ref, force=True)
+        raise
     finally:
         if started:
             ray.shutdown()
