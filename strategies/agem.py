@@ -26,6 +26,20 @@ class AGEMParams(BaseParams):
             raise ValueError(f"sample_size must be >= 1, got {self.sample_size}")
 
 
+def project_gradient(current: torch.Tensor, ref: torch.Tensor) -> torch.Tensor | None:
+    """A-GEM's ``g - (g . g_ref / g_ref . g_ref) g_ref`` where ``g . g_ref < 0``, else None (keep ``g``).
+
+    In float64: once the memory samples are fitted, their loss is ~1e-10 and its gradient entries
+    ~1e-23, whose squares underflow float32 to 0 while ``g . g_ref`` stays negative; the float32
+    quotient was then infinite and the weights NaN (default ct_tasks seeds 1 and 2 died of it).
+    """
+    current64, ref64 = current.double(), ref.double()
+    dot, norm = torch.dot(current64, ref64), torch.dot(ref64, ref64)
+    if not dot < 0 or not norm > 0:
+        return None
+    return (current64 - ref64 * (dot / norm)).to(current.dtype)
+
+
 class TaskAwareAGEMPlugin(AGEMPlugin):
     """AGEMPlugin whose reference gradient comes from the task-aware loss of a memory minibatch,
     and whose projected step reaches every parameter.
@@ -74,11 +88,9 @@ class TaskAwareAGEMPlugin(AGEMPlugin):
         params = list(strategy.model.parameters())
         current = torch.cat([p.grad.view(-1) if p.grad is not None else torch.zeros(p.numel(), device=p.device)
                              for p in params])
-        ref = self.reference_gradients
-        dot = torch.dot(current, ref)
-        if dot >= 0:
+        projected = project_gradient(current, self.reference_gradients)
+        if projected is None:
             return
-        projected = current - ref * (dot / torch.dot(ref, ref))
         start = 0
         for p in params:
             step = projected[start : start + p.numel()].view_as(p)

@@ -213,3 +213,17 @@ def test_agem_projection_never_opposes_the_memory_gradient(make):
     plugin.after_backward = checked
     agem.train(exps[1])
     assert seen and all(d >= -1e-6 * max(1.0, abs(d)) for d in seen), seen
+
+
+def test_agem_projection_of_a_vanishing_memory_gradient_is_finite():
+    # memory loss ~1e-10: gradient entries ~1e-23 whose squares underflow float32 to 0; the float32
+    # quotient g.g_ref / g_ref.g_ref was infinite and the weights became NaN
+    from unicon_bench.strategies.agem import project_gradient
+
+    current, ref = torch.tensor([1.0, 0.0]), torch.tensor([-1e-23, 1e-23])
+    assert float(torch.dot(ref, ref)) == 0.0  # the underflow this guards against
+    # by hand: g.r = -1e-23, r.r = 2e-46, g - r * (g.r / r.r) = [1 - 0.5, 0 + 0.5]
+    projected = project_gradient(current, ref)
+    assert projected.dtype == torch.float32 and torch.allclose(projected, torch.tensor([0.5, 0.5]))
+    assert project_gradient(current, -ref) is None  # g.r > 0: no conflict, g is kept
+    assert project_gradient(current, torch.zeros(2)) is None
