@@ -233,3 +233,14 @@ def test_domain_scenario_with_identity_is_rejected(tmp_path):
     raw["task_identity_at_test"] = True
     with pytest.raises(ConfigError, match="domain"):
         unicon_bench.get_scenario(_write(tmp_path, raw))
+
+
+def test_a_missing_builtin_package_is_one_clear_error():
+    # a source checkout imported without being installed has no unicon_bench.strategies package
+    # (setuptools maps strategies/ into it); that used to be an AttributeError on None
+    from unicon_bench.errors import UniconBenchError
+    from unicon_bench.registry import Registry
+
+    registry = Registry("strategy", "unicon_bench.not_installed", "unicon_bench.none", "register_strategy")
+    with pytest.raises(UniconBenchError, match=r"unicon_bench.not_installed cannot be found.*pip install -e \."):
+        registry.names()

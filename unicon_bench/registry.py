@@ -17,7 +17,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Callable
 
-from unicon_bench.errors import UnknownNameError
+from unicon_bench.errors import UniconBenchError, UnknownNameError
 
 # What kind of method a strategy is, as ``unicon-bench ls strategies`` shows it (the ``family``
 # class attribute): the bounds (naive, joint, specialized), or how it fights forgetting.
@@ -102,6 +102,12 @@ class Registry:
             return self._entries
         entries: dict[str, Entry] = {}
         spec = importlib.util.find_spec(self.package)
+        if spec is None:  # e.g. `python -c ...` in a source checkout that was never pip-installed
+            raise UniconBenchError(
+                f"the built-in package {self.package} cannot be found: unicon_bench was imported from "
+                f"{Path(__file__).parent}, which is not an installed copy; install the project "
+                "(pip install -e .) or run from outside the source tree"
+            )
         for location in spec.submodule_search_locations or []:
             for info in pkgutil.iter_modules([location]):
                 if info.name.startswith("_") or info.ispkg:
