@@ -7,7 +7,9 @@ rebuilt into live objects on resume:
 - datasets (replay buffers): every sample's fields stacked into tensors, data attributes as lists;
 - Avalanche plugins: the clock, EWC's saved parameters and importances, replay storage policies
   (reservoir and balanced buffers); a plugin or storage policy of our own keeps its state by
-  defining ``checkpoint_state()`` and ``restore_checkpoint_state(state, strategy)``;
+  defining ``checkpoint_state()`` and ``restore_checkpoint_state(state, strategy)``, or, when that
+  state is a few attributes (dicts of Avalanche ``ParamData``, tensors, numbers), by mixing in
+  ``CheckpointAttributes`` and naming them (SI, MAS, RWalk); ``plain``/``rebuild`` convert them;
 - the optimizer (its state dict, after pointing it at the model's current parameters, as
   Avalanche's ``reset_optimizer`` does) and the random number generators.
 
