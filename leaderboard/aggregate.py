@@ -29,7 +29,7 @@ COSTS = ("trainable_share", "trainable_share_max", "wall_time_s", "peak_rss_mb",
 LOWER_IS_BETTER = frozenset({"forgetting", *COSTS})
 LABELS = {
     "final_average": "final avg", "bwt": "BWT", "fwt": "FWT", "forgetting": "forgetting",
-    "plasticity": "plasticity", "trainable_share": "trainable share", "trainable_share_max": "trainable share max",
+    "plasticity": "plasticity", "trainable_share": "mean trainable share", "trainable_share_max": "max trainable share",
     "wall_time_s": "wall time (s)", "peak_rss_mb": "peak RSS (MB)", "buffer_mb": "buffer (MB)",
 }
 EXP_PREFIX = "final:"
