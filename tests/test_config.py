@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import pytest
@@ -206,3 +207,17 @@ def test_out_of_range_budget_rejected_before_training(override):
 
     with pytest.raises(ConfigError):
         harness.resolve("naive", "ct_to_pet", True, None, parse_overrides([override]))
+
+
+TUNED = sorted((Path(__file__).resolve().parent.parent / "configs" / "tuned").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", TUNED, ids=[p.stem for p in TUNED])
+def test_shipped_tuned_configs_resolve_for_their_strategy_and_scenario(path):
+    # configs/tuned/STRATEGY-SCENARIO.yaml: the README's "(tuned)" rows are `run --config` of these
+    from unicon_bench import harness
+
+    strategy, scenario = path.stem.split("-", 1)
+    _cls, _spec, params = harness.resolve(strategy, scenario, False, str(path), {})
+    tuned = load_config_file(str(path))
+    assert tuned and all(getattr(params, k) == pytest.approx(v) for k, v in tuned.items())
