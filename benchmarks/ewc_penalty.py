@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -33,7 +34,9 @@ def probe(scenario: str, ewc_lambda: float, seed: int, quick: bool, every: int) 
 
     seed_everything(seed)
     spec = get_scenario(scenario)
-    stream = build_stream(spec.quick_version() if quick else spec)
+    if quick:
+        spec = spec.quick_version()
+    stream = build_stream(spec)
     cls = get_strategy("ewc")
     strategy = cls(build_params(cls.params, {"ewc_lambda": ewc_lambda}), stream)
     experiences = list(stream.train_stream)
@@ -57,16 +60,15 @@ def probe(scenario: str, ewc_lambda: float, seed: int, quick: bool, every: int) 
     anchor = plugin.saved_params[0]
     moved = sum(float(((p.detach() - anchor[k].data) ** 2).sum())
                 for k, p in strategy.model.named_parameters() if k.startswith("encoder."))
-    penalties = [t["penalty"] for t in trace if t["iteration"] > 0]
-    losses = [t["task_loss"] for t in trace if t["iteration"] > 0]
+    traced_steps = [t for t in trace if t["iteration"] > 0]  # iteration 0: still at the anchor, no penalty
+    ratios = [t["penalty"] / max(t["task_loss"], 1e-12) for t in traced_steps]
     return {
         "scenario": scenario, "quick": quick, "seed": seed, "ewc_lambda": ewc_lambda,
-        "experiences": [e.name for e in (spec.quick_version() if quick else spec).experiences[:2]],
+        "experiences": [e.name for e in spec.experiences[:2]],
         "fisher_encoder": {"weights": fisher.numel(), "sum": float(fisher.sum()), "mean": float(fisher.mean()),
                            "median": float(fisher.median()), "max": float(fisher.max())},
-        "experience_1": {"penalty_max": max(penalties, default=0.0),
-                         "penalty_over_task_loss_median": sorted(p / max(l, 1e-12) for p, l in zip(penalties, losses))[
-                             len(penalties) // 2] if penalties else 0.0,
+        "experience_1": {"penalty_max": max((t["penalty"] for t in traced_steps), default=0.0),
+                         "penalty_over_task_loss_median": statistics.median(ratios) if ratios else 0.0,
                          "encoder_sum_sq_shift": moved, "trace": trace},
     }
 
