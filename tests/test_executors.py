@@ -121,3 +121,54 @@ def test_interrupting_a_pool_stops_queued_and_running_jobs(tmp_path):
     assert not list(tmp_path.glob("done*"))  # the running jobs were ended
     assert 1 <= len(list(tmp_path.glob("start*"))) <= 2  # and the queued ones never started
     assert not multiprocessing.active_children()
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live processes of a process group (from /proc: field 5 of /proc/PID/stat is the group)."""
+    import os
+    from pathlib import Path
+
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z" and int(stat.parent.name) != os.getpid():
+            members.append(int(stat.parent.name))
+    return members
+
+
+@pytest.mark.skipif(not __import__("pathlib").Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_sigterm_stops_a_pool_sweep_and_its_workers(tmp_path, phantom_cache):
+    # A sweep started in the background by a script ignores SIGINT; SIGTERM used to kill the driver
+    # alone, leaving its pool workers to finish their runs. Now it is the same clean stop as Ctrl-C.
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(yaml.safe_dump({"name": "long", "strategies": ["naive", "ewc", "replay", "unicon"],
+                                     "scenarios": ["ct_to_pet"], "seeds": [0, 1, 2], "quick": True,
+                                     "out": str(tmp_path / "results")}))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "UNICON_BENCH_CACHE": str(phantom_cache)}
+    proc = subprocess.Popen([sys.executable, "-m", "unicon_bench.cli", "sweep", str(suite), "--workers", "2",
+                             "--no-progress"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while len(_group_members(proc.pid)) < 4 and time.monotonic() < deadline:  # driver, tracker, 2 workers
+            time.sleep(0.5)
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(3)  # the workers are inside their first runs
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 143, err
+    assert "sweep terminated" in err and "run the same command again" in err
+    time.sleep(1)
+    assert _group_members(proc.pid) == []  # no worker left running the rest of the suite
+    assert len(list((tmp_path / "results").rglob("*.json"))) < 12

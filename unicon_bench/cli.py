@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -65,6 +67,29 @@ class What(str, Enum):
 def _fail(exc: UniconBenchError) -> None:
     typer.echo(f"error: {exc}", err=True)
     raise typer.Exit(exc.exit_code)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's or `kill`'s stop) taken as an interrupt, so the same clean-up runs."""
+
+
+@contextmanager
+def _stoppable(what: str, again: str):
+    """Ctrl-C or SIGTERM ends pools/Ray tasks (see executors), says how to go on, and exits 130 or 143.
+
+    A job started in the background by a non-interactive shell ignores SIGINT; SIGTERM still stops
+    it cleanly, workers included."""
+    def terminated(_signum, _frame):
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        typer.echo(f"{what} {'terminated' if isinstance(exc, Terminated) else 'interrupted'}: {again}", err=True)
+        raise typer.Exit(128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @app.command()
@@ -206,17 +231,16 @@ def sweep(
     from unicon_bench.executors import ExecutorConfig
     from unicon_bench.sweep import load_suite, run_suite, summary_lines
 
+    again = ("the finished runs' results are kept; run the same command again to go on "
+             "(a run that was cut short continues from its last checkpoint)")
     try:
-        where = ExecutorConfig(executor.value, workers=workers, address=address, gpus=float(device is Device.cuda))
-        report = run_suite(load_suite(suite), out=out, device=device.value, cache_dir=cache_dir,
-                           console=Console(stderr=True) if progress else None, loggers=[lg.value for lg in logger],
-                           executor=where, resume=resume)
+        with _stoppable("sweep", again):
+            where = ExecutorConfig(executor.value, workers=workers, address=address, gpus=float(device is Device.cuda))
+            report = run_suite(load_suite(suite), out=out, device=device.value, cache_dir=cache_dir,
+                               console=Console(stderr=True) if progress else None,
+                               loggers=[lg.value for lg in logger], executor=where, resume=resume)
     except UniconBenchError as exc:
         _fail(exc)
-    except KeyboardInterrupt:
-        typer.echo("sweep interrupted: the finished runs' results are kept; run the same command again to go on "
-                   "(a run that was cut short continues from its last checkpoint)", err=True)
-        raise typer.Exit(130) from None
     typer.echo("\n".join(summary_lines(report)))
     raise typer.Exit(0 if report.ok else 1)
 
@@ -299,7 +323,10 @@ def tune(
             device=device.value, validation=validation, pruning=pruning, cache_dir=cache_dir,
             sampler_seed=sampler_seed, budget_minutes=budget_minutes,
         )
-        report = tuning.run_tuning(spec, trials, where, out=out, console=Console(stderr=True) if progress else None)
+        again = "finished trials are kept in the study; run the same command again to add trials to it"
+        with _stoppable("tuning", again):
+            report = tuning.run_tuning(spec, trials, where, out=out,
+                                       console=Console(stderr=True) if progress else None)
     except UniconBenchError as exc:
         _fail(exc)
     typer.echo("\n".join(tuning.summary_lines(report)))
