@@ -52,6 +52,20 @@ def write(name: str, payload: dict) -> Path:
     return path
 
 
+def new_strategy(name: str, scenario: str, seed: int, quick: bool, overrides: dict):
+    """``(stream, strategy)``: a built-in strategy on a scenario's stream, seeded as a run seeds it."""
+    from unicon_bench import get_scenario, get_strategy
+    from unicon_bench.config import build_params
+    from unicon_bench.data.streams import build_stream
+    from unicon_bench.harness import seed_everything
+
+    seed_everything(seed)
+    spec = get_scenario(scenario)
+    stream = build_stream(spec.quick_version() if quick else spec)
+    cls = get_strategy(name)
+    return stream, cls(build_params(cls.params, overrides), stream)
+
+
 def cli_run(args: list[str], env: dict | None = None) -> dict:
     """Run ``unicon-bench run ... --out DIR`` in a subprocess and return its result JSON."""
     import tempfile

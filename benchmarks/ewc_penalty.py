@@ -17,28 +17,16 @@ Writes ``benchmarks/results/ewc_penalty-<scenario>-<lambda>[_quick].json``.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-from pathlib import Path
-
-HERE = Path(__file__).resolve().parent
 
 
 def probe(scenario: str, ewc_lambda: float, seed: int, quick: bool, every: int) -> dict:
     import torch
 
-    from unicon_bench import get_scenario, get_strategy
-    from unicon_bench.config import build_params
-    from unicon_bench.data.streams import build_stream
-    from unicon_bench.harness import seed_everything
+    from benchmarks.common import new_strategy
 
-    seed_everything(seed)
-    spec = get_scenario(scenario)
-    if quick:
-        spec = spec.quick_version()
-    stream = build_stream(spec)
-    cls = get_strategy("ewc")
-    strategy = cls(build_params(cls.params, {"ewc_lambda": ewc_lambda}), stream)
+    stream, strategy = new_strategy("ewc", scenario, seed, quick, {"ewc_lambda": ewc_lambda})
+    spec = strategy.spec
     experiences = list(stream.train_stream)
     strategy.train(experiences[0])
     plugin = next(p for p in strategy.template.plugins if type(p).__name__ == "TaskAwareEWCPlugin")
@@ -81,13 +69,10 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=40, help="trace one iteration in this many")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    from benchmarks.common import machine
+    from benchmarks.common import write
 
     record = probe(args.scenario, args.ewc_lambda, args.seed, args.quick, args.every)
-    record["machine"] = machine()
-    name = f"ewc_penalty-{args.scenario}-{args.ewc_lambda:g}" + ("_quick" if args.quick else "")
-    path = HERE / "results" / f"{name}.json"
-    path.write_text(json.dumps(record, indent=1) + "\n")
+    path = write(f"ewc_penalty-{args.scenario}-{args.ewc_lambda:g}" + ("_quick" if args.quick else ""), record)
     f, e = record["fisher_encoder"], record["experience_1"]
     print(f"Fisher of the encoder after experience 0: sum {f['sum']:.3g} over {f['weights']} weights, "
           f"median {f['median']:.3g}, max {f['max']:.3g}")

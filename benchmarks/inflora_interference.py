@@ -28,29 +28,17 @@ Writes ``benchmarks/results/inflora_interference-<scenario>-s<seed>[_quick].json
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
-
-HERE = Path(__file__).resolve().parent
 
 
 def probe(scenario: str, seed: int, quick: bool, overrides: dict) -> dict:
     import torch
 
-    from unicon_bench import get_scenario, get_strategy
-    from unicon_bench.config import build_params
-    from unicon_bench.data.streams import build_stream
-    from unicon_bench.harness import seed_everything
+    from benchmarks.common import new_strategy
     from unicon_bench.models import lora as L
     from unicon_bench.models.subspace import input_rows
 
-    seed_everything(seed)
-    spec = get_scenario(scenario)
-    if quick:
-        spec = spec.quick_version()
-    stream = build_stream(spec, split_seed=seed)
-    cls = get_strategy("inflora")
-    strategy = cls(build_params(cls.params, overrides), stream)
+    stream, strategy = new_strategy("inflora", scenario, seed, quick, overrides)
+    spec = strategy.spec
     for experience in stream.train_stream:
         strategy.train(experience)
 
@@ -118,16 +106,13 @@ def main() -> None:
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                         help="an InfLoRA parameter, e.g. subspace_threshold=0.99 (repeatable)")
     args = parser.parse_args()
-    from benchmarks.common import machine
+    from benchmarks.common import write
     from unicon_bench.config import parse_overrides
 
     overrides = parse_overrides(args.sets)
     record = probe(args.scenario, args.seed, args.quick, overrides)
-    record["machine"] = machine()
     tag = "".join(f"-{k}{v}" for k, v in sorted(overrides.items()))
-    name = f"inflora_interference-{args.scenario}-s{args.seed}{tag}" + ("_quick" if args.quick else "")
-    path = HERE / "results" / f"{name}.json"
-    path.write_text(json.dumps(record, indent=1) + "\n")
+    path = write(f"inflora_interference-{args.scenario}-s{args.seed}{tag}" + ("_quick" if args.quick else ""), record)
     print(f"{'layer':28s} {'fan_in':>6s} {'memory':>6s} {'outside':>7s}  "
           + "  ".join(f"{b + ' in':>9s} {b + ' out':>9s}" for b in record["branches"]))
     for row in record["layers"]:

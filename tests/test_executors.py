@@ -4,7 +4,12 @@ process, for the same seeds; resuming skips what any executor already wrote."""
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -92,8 +97,6 @@ def test_tune_trials_as_ray_tasks_score_like_trials_in_this_process(phantom_cach
     assert set(values["ray"]) == set(values["local"]) == {(s["lr"], s["weight_decay"]) for s in settings}
     for key, (value, _worker) in values["local"].items():
         assert values["ray"][key][0] == value  # the same validation score, trained in a Ray worker
-    import os
-
     assert {w.split(":")[1] for _v, w in values["local"].values()} == {str(os.getpid())}
     assert str(os.getpid()) not in {w.split(":")[1] for _v, w in values["ray"].values()}
 
@@ -125,9 +128,6 @@ def test_interrupting_a_pool_stops_queued_and_running_jobs(tmp_path):
 
 def _group_members(pgid: int) -> list[int]:
     """Live processes of a process group (from /proc: field 5 of /proc/PID/stat is the group)."""
-    import os
-    from pathlib import Path
-
     members = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -139,15 +139,10 @@ def _group_members(pgid: int) -> list[int]:
     return members
 
 
-@pytest.mark.skipif(not __import__("pathlib").Path("/proc/self/stat").exists(), reason="reads /proc")
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 def test_sigterm_stops_a_pool_sweep_and_its_workers(tmp_path, phantom_cache):
     # A sweep started in the background by a script ignores SIGINT; SIGTERM used to kill the driver
     # alone, leaving its pool workers to finish their runs. Now it is the same clean stop as Ctrl-C.
-    import os
-    import signal
-    import subprocess
-    import sys
-
     suite = tmp_path / "suite.yaml"
     suite.write_text(yaml.safe_dump({"name": "long", "strategies": ["naive", "ewc", "replay", "unicon"],
                                      "scenarios": ["ct_to_pet"], "seeds": [0, 1, 2], "quick": True,
