@@ -55,7 +55,7 @@ def write(name: str, payload: dict) -> Path:
 def new_strategy(name: str, scenario: str, seed: int, quick: bool, overrides: dict):
     """``(stream, strategy)``: a built-in strategy on a scenario's stream, seeded as a run seeds it."""
     from unicon_bench import get_scenario, get_strategy
-    from unicon_bench.config import build_params
+    from unicon_bench.harness.request import build_params
     from unicon_bench.data.streams import build_stream
     from unicon_bench.harness import seed_everything
 

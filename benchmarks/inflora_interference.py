@@ -107,7 +107,7 @@ def main() -> None:
                         help="an InfLoRA parameter, e.g. subspace_threshold=0.99 (repeatable)")
     args = parser.parse_args()
     from benchmarks.common import write
-    from unicon_bench.config import parse_overrides
+    from unicon_bench.harness.request import parse_overrides
 
     overrides = parse_overrides(args.sets)
     record = probe(args.scenario, args.seed, args.quick, overrides)

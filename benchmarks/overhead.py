@@ -69,7 +69,7 @@ def _bare(spec, seed: int) -> list[float]:
     from unicon_bench.data.streams import build_stream, collate_samples
     from unicon_bench.harness import seed_everything
     from unicon_bench.models.net import MultiTaskNet
-    from unicon_bench.training import TaskLoss
+    from unicon_bench.strategy.losses import TaskLoss
 
     seed_everything(seed)
     dataset = next(iter(build_stream(spec).train_stream)).dataset

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import io
 
-from unicon_bench.leaderboard.aggregate import Board, column_label, mean_matrix
+from unicon_bench.analysis.aggregate import Board, column_label, mean_matrix
 
 DPI = 90
 PARADIGM_COLORS = {"specialized": "#d95f02", "joint": "#1b9e77", "continual": "#7570b3"}

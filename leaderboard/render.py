@@ -14,7 +14,7 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-from unicon_bench.leaderboard.aggregate import (
+from unicon_bench.analysis.aggregate import (
     COSTS,
     Board,
     LeaderboardError,
@@ -23,11 +23,11 @@ from unicon_bench.leaderboard.aggregate import (
     higher_is_better,
     load_results,
 )
+from unicon_bench.fileio import md_escape
 from unicon_bench.results import atomic_write_text
 
 FORMATS = ("html", "md", "csv")
 TEMPLATES = Path(__file__).parent / "templates"
-_MD_SPECIAL = "\\`*_[]|~"  # emphasis, code, links, table cells; <, > and & become entities
 
 
 def load_boards(results_dir: str | Path) -> tuple[list[Board], list[str]]:
@@ -73,7 +73,7 @@ def _interval(lo, hi, d: int = 3) -> str:
 def _metric_views(board: Board, figures: bool) -> list[dict]:
     """One table (and per-subject plot) per metric key, for the board's metric selector."""
     from unicon_bench.leaderboard import plots
-    from unicon_bench.leaderboard.final_metrics import metric_options, metric_table
+    from unicon_bench.analysis.final_metrics import metric_options, metric_table
 
     views = []
     for key in metric_options(board):
@@ -149,15 +149,9 @@ def render_html(boards: list[Board], problems: list[str] = (), source: str = "",
     )
 
 
-def md_escape(text: str) -> str:
-    """A user string as literal Markdown table text (no emphasis, links, pipes or raw HTML)."""
-    out = "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(text))
-    return out.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
-
-
 def _markdown_metric(board: Board, key: str) -> list[str]:
     """The final-model table of one metric: mean ± CI over seeds and the per-subject bootstrap CI."""
-    from unicon_bench.leaderboard.final_metrics import metric_table
+    from unicon_bench.analysis.final_metrics import metric_table
 
     table = metric_table(board, key)
     if not table["experiences"]:

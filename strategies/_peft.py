@@ -19,7 +19,7 @@ from typing import ClassVar
 import torch
 
 from unicon_bench.models.peft_net import FusionPrognosisHead, PeftNet
-from unicon_bench.training import AvalancheStrategy, BaseParams, SearchSpace, TaskTemplate
+from unicon_bench.strategy import AvalancheStrategy, BaseParams, SearchSpace, TaskTemplate
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from avalanche.training.plugins import AGEMPlugin
 
 from unicon_bench.errors import ConfigError
 from unicon_bench.registry import register_strategy
-from unicon_bench.training import AvalancheStrategy, BaseParams, autocast, tensor_bytes
+from unicon_bench.strategy import AvalancheStrategy, BaseParams, autocast, tensor_bytes
 
 
 @dataclass(frozen=True)
@@ -52,13 +52,13 @@ class TaskAwareAGEMPlugin(AGEMPlugin):
     """
 
     def checkpoint_state(self) -> dict:
-        """The memory: each past experience's kept subjects (``unicon_bench.state``)."""
-        from unicon_bench import state
+        """The memory: each past experience's kept subjects (``unicon_bench.strategy.state``)."""
+        from unicon_bench.strategy import state
 
         return {"buffers": [state.dataset_state(b) for b in self.buffers]}
 
     def restore_checkpoint_state(self, saved: dict, strategy) -> None:
-        from unicon_bench import state
+        from unicon_bench.strategy import state
 
         self.buffers = []
         for buffer in saved["buffers"]:  # each is already cut to size: nothing is drawn again

@@ -12,11 +12,11 @@ from avalanche.benchmarks.utils.data_attribute import DataAttribute
 from avalanche.training.storage_policy import ExperienceBalancedBuffer
 from avalanche.training.utils import cycle
 
-from unicon_bench.cl_plugins import grouped_distillation
+from unicon_bench.strategy.plugins import grouped_distillation
 from unicon_bench.data.streams import collate_samples
-from unicon_bench import state
+from unicon_bench.strategy import state
 from unicon_bench.registry import register_strategy
-from unicon_bench.training import AvalancheStrategy, BaseParams, TaskTemplate, autocast, tensor_bytes
+from unicon_bench.strategy import AvalancheStrategy, BaseParams, TaskTemplate, autocast, tensor_bytes
 
 OUTPUT = "der_output"  # the data attribute holding each buffer sample's stored output
 
@@ -73,7 +73,7 @@ class OutputBuffer(ExperienceBalancedBuffer):
     After each experience, every sample of it gets the output of the model as it is then (the
     ``der_output`` attribute, returned last by ``__getitem__``); Avalanche's reservoir then picks
     the experience's share of ``max_size``. Stored outputs are never recomputed: a checkpoint keeps
-    them with the samples (a data attribute, which ``unicon_bench.state`` saves like the others).
+    them with the samples (a data attribute, which ``unicon_bench.strategy.state`` saves like the others).
     """
 
     def checkpoint_state(self) -> dict:

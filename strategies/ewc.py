@@ -10,7 +10,7 @@ from avalanche.training.plugins import EWCPlugin
 from avalanche.training.utils import zerolike_params_dict
 
 from unicon_bench.registry import register_strategy
-from unicon_bench.training import AvalancheStrategy, BaseParams, SearchSpace
+from unicon_bench.strategy import AvalancheStrategy, BaseParams, SearchSpace
 
 
 @dataclass(frozen=True)

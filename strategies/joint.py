@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from unicon_bench.registry import register_strategy
-from unicon_bench.training import AvalancheStrategy, BaseParams, TaskTemplate
+from unicon_bench.strategy import AvalancheStrategy, BaseParams, TaskTemplate
 
 
 class TaskRoundRobin:

@@ -35,7 +35,7 @@ import torch
 from unicon_bench.models.prompt_vit import PromptViTNet
 from unicon_bench.registry import register_strategy
 from unicon_bench.strategies._peft import set_lr
-from unicon_bench.training import AvalancheStrategy, BaseParams, TaskTemplate
+from unicon_bench.strategy import AvalancheStrategy, BaseParams, TaskTemplate
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from unicon_bench.cl_plugins import OutputDistillationPlugin
+from unicon_bench.strategy.plugins import OutputDistillationPlugin
 from unicon_bench.registry import register_strategy
-from unicon_bench.training import AvalancheStrategy, BaseParams
+from unicon_bench.strategy import AvalancheStrategy, BaseParams
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class LwF(AvalancheStrategy):
     current network's old heads. No data are stored.
     Kept between experiences: one frozen copy of the model (the teacher) and the routes (stem +
     head) trained so far.
-    Ours: the soft targets are per task kind (``unicon_bench.cl_plugins``):
+    Ours: the soft targets are per task kind (``unicon_bench.strategy.plugins``):
     sigmoid soft targets (Bernoulli KL at temperature ``T``, times ``T**2``) on the malignancy logit,
     the same per voxel on the lesion logit map (soft masks), and the squared error between risks
     for prognosis. When an experience reuses a head (sites A -> B), the previous model's soft masks on

@@ -10,8 +10,8 @@ from avalanche.training.plugins import MASPlugin
 from avalanche.training.utils import zerolike_params_dict
 
 from unicon_bench.registry import register_strategy
-from unicon_bench.state import CheckpointAttributes
-from unicon_bench.training import AvalancheStrategy, BaseParams, TaskTemplate, autocast
+from unicon_bench.strategy.state import CheckpointAttributes
+from unicon_bench.strategy import AvalancheStrategy, BaseParams, TaskTemplate, autocast
 
 
 @dataclass(frozen=True)

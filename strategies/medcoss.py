@@ -26,9 +26,9 @@ from avalanche.benchmarks.utils.data_attribute import DataAttribute
 from avalanche.training.plugins import ReplayPlugin
 from avalanche.training.storage_policy import ExemplarsBuffer
 
-from unicon_bench.cl_plugins import frozen_copy
+from unicon_bench.strategy.plugins import frozen_copy
 from unicon_bench.registry import register_strategy
-from unicon_bench.training import AvalancheStrategy, BaseParams, SearchSpace, TaskTemplate, tensor_bytes
+from unicon_bench.strategy import AvalancheStrategy, BaseParams, SearchSpace, TaskTemplate, tensor_bytes
 
 BUFFER_FLAG = "medcoss_from_buffer"
 

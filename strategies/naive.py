@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from unicon_bench.registry import register_strategy
-from unicon_bench.training import AvalancheStrategy, BaseParams
+from unicon_bench.strategy import AvalancheStrategy, BaseParams
 
 
 @register_strategy("naive")

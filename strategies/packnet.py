@@ -36,7 +36,7 @@ from torch import nn
 
 from unicon_bench.errors import ConfigError
 from unicon_bench.registry import register_strategy
-from unicon_bench.training import AvalancheStrategy, BaseParams
+from unicon_bench.strategy import AvalancheStrategy, BaseParams
 
 
 @dataclass(frozen=True)

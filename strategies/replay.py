@@ -9,7 +9,7 @@ from avalanche.training.plugins import ReplayPlugin
 from avalanche.training.storage_policy import ExperienceBalancedBuffer
 
 from unicon_bench.registry import register_strategy
-from unicon_bench.training import AvalancheStrategy, BaseParams, SearchSpace, tensor_bytes
+from unicon_bench.strategy import AvalancheStrategy, BaseParams, SearchSpace, tensor_bytes
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from avalanche.training.plugins import RWalkPlugin
 from avalanche.training.utils import ParamData, copy_params_dict, zerolike_params_dict
 
 from unicon_bench.registry import register_strategy
-from unicon_bench.state import CheckpointAttributes
-from unicon_bench.training import AvalancheStrategy, BaseParams, autocast
+from unicon_bench.strategy.state import CheckpointAttributes
+from unicon_bench.strategy import AvalancheStrategy, BaseParams, autocast
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from avalanche.training.plugins import SynapticIntelligencePlugin
 
 from unicon_bench.registry import register_strategy
-from unicon_bench.state import CheckpointAttributes
-from unicon_bench.training import AvalancheStrategy, BaseParams
+from unicon_bench.strategy.state import CheckpointAttributes
+from unicon_bench.strategy import AvalancheStrategy, BaseParams
 
 
 @dataclass(frozen=True)

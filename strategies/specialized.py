@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 from unicon_bench.registry import register_strategy
-from unicon_bench.training import AvalancheStrategy, BaseParams, count_params
+from unicon_bench.strategy import AvalancheStrategy, BaseParams, count_params
 
 
 @register_strategy("specialized")

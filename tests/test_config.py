@@ -8,7 +8,7 @@ from typing import Literal
 
 import pytest
 
-from unicon_bench.config import build_params, load_config_file, parse_overrides
+from unicon_bench.harness.request import build_params, load_config_file, parse_overrides
 from unicon_bench.errors import ConfigError
 from unicon_bench.registry import get_strategy
 
@@ -195,7 +195,8 @@ def test_resolve_merges_config_and_overrides(tmp_path):
 
     path = tmp_path / "ewc.yaml"
     path.write_text("params:\n  ewc_lambda: 50\n  epochs: 4\n")
-    cls, spec, params = harness.resolve("ewc", "ct_to_pet", True, str(path), {"ewc_lambda": "7"})
+    request = harness.resolve("ewc", "ct_to_pet", True, str(path), {"ewc_lambda": "7"})
+    cls, spec, params = request.strategy_cls, request.spec, request.params
     assert cls is get_strategy("ewc")
     assert (params.ewc_lambda, params.epochs) == (7.0, 4)
     assert spec.data.shape == (16, 16, 16)
@@ -218,6 +219,6 @@ def test_shipped_tuned_configs_resolve_for_their_strategy_and_scenario(path):
     from unicon_bench import harness
 
     strategy, scenario = path.stem.split("-", 1)
-    _cls, _spec, params = harness.resolve(strategy, scenario, False, str(path), {})
+    params = harness.resolve(strategy, scenario, False, str(path), {}).params
     tuned = load_config_file(str(path))
     assert tuned and all(getattr(params, k) == pytest.approx(v) for k, v in tuned.items())

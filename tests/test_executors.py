@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from unicon_bench.errors import ConfigError
-from unicon_bench.executors import ExecutorConfig, run_jobs
+from unicon_bench.sweep.executors import ExecutorConfig, run_jobs
 from unicon_bench.results import find_results, read_result
 
 

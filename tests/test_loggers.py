@@ -6,7 +6,7 @@ import csv
 
 import pytest
 
-from unicon_bench.loggers import LoggerError, check_loggers
+from unicon_bench.harness.loggers import LoggerError, check_loggers
 from unicon_bench.results import read_result
 
 

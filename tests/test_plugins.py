@@ -41,8 +41,7 @@ STRATEGY = '''\
 
 from __future__ import annotations
 
-from unicon_bench.registry import register_strategy
-from unicon_bench.training import AvalancheStrategy, BaseParams
+from unicon_bench import AvalancheStrategy, BaseParams, register_strategy
 
 
 @register_strategy("tiny_ext")

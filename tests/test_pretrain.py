@@ -10,7 +10,7 @@ import yaml
 
 from unicon_bench.models.weights import WeightsError
 from unicon_bench.results import read_result
-from unicon_bench.sweep import load_suite, run_suite
+from unicon_bench.sweep.suite import load_suite, run_suite
 
 
 def sha256(path) -> str:
@@ -76,13 +76,15 @@ def test_pretrain_command_writes_a_plain_state_dict(tmp_path, phantom_cache, tor
 
     for scenario, extra, why in (("ct_to_pet", {}, "scenario 'ct_tasks'"),
                                  ("ct_tasks", {"backbone": "vit"}, "backbone 'unet'")):
-        cls, spec, params = resolve("naive", scenario, True, None, {"backbone_weights": str(folder), **extra})
+        request = resolve("naive", scenario, True, None, {"backbone_weights": str(folder), **extra})
+        cls, spec, params = request.strategy_cls, request.spec, request.params
         with pytest.raises(WeightsError, match=f"made for another set-up: .*{why}"):
             cls(params, build_stream(spec, cache_dir=phantom_cache))
 
     # a weights file that is not the one its metadata describes is refused
     torch.save({k: v + 1 for k, v in state.items()}, folder / "foundation.pt")
-    cls, spec, params = resolve("naive", "ct_tasks", True, None, {"backbone_weights": str(folder)})
+    request = resolve("naive", "ct_tasks", True, None, {"backbone_weights": str(folder)})
+    cls, spec, params = request.strategy_cls, request.spec, request.params
     with pytest.raises(WeightsError, match="SHA-256 differs"):
         cls(params, build_stream(spec, cache_dir=phantom_cache))
 

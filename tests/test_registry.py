@@ -87,7 +87,7 @@ def test_unknown_strategy_lists_available():
 
 
 def test_register_strategy_in_process_is_gettable():
-    from unicon_bench.training import Strategy
+    from unicon_bench.strategy import Strategy
 
     @unicon_bench.register_strategy("in_process_test_strategy")
     class InProcess(Strategy):

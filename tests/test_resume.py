@@ -16,7 +16,8 @@ import signal
 import pytest
 import torch
 
-from unicon_bench import checkpoint, harness
+from unicon_bench import harness
+from unicon_bench.harness import checkpoint
 from unicon_bench.errors import CheckpointError
 from unicon_bench.results import find_results, read_result
 
@@ -196,7 +197,7 @@ def test_four_concurrent_runs_into_one_folder_all_land(tmp_path):
 
 
 def test_sweep_resumes_an_interrupted_run_by_default(tmp_path, phantom_cache, quick_run, torch_one_thread):
-    from unicon_bench.sweep import load_suite, run_suite, summary_lines
+    from unicon_bench.sweep.suite import load_suite, run_suite, summary_lines
 
     suite_file = tmp_path / "suite.yaml"
     suite_file.write_text(json.dumps({"name": "one", "strategies": ["naive"], "scenarios": ["ct_to_pet"],

@@ -8,7 +8,7 @@ import random
 import numpy as np
 import torch
 
-from unicon_bench import state
+from unicon_bench.strategy import state
 from unicon_bench.data.streams import _avalanche_dataset
 
 

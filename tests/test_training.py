@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from unicon_bench.training import TaskLoss
+from unicon_bench.strategy.losses import TaskLoss
 
 
 def test_cox_loss_matches_torchsurv_and_handles_degenerate_groups():

@@ -16,7 +16,7 @@ from conftest import SUBPROCESS_THREADS, _cli_prefix, load_json
 from unicon_bench.errors import ConfigError
 from unicon_bench.registry import register_strategy
 from unicon_bench.results import find_results, read_result
-from unicon_bench.training import BaseParams, Strategy
+from unicon_bench.strategy import BaseParams, Strategy
 
 
 @dataclass(frozen=True)
@@ -240,7 +240,7 @@ def test_old_results_without_tuning_still_validate(quick_run):
 
 def test_unreachable_storage_is_one_error_without_the_password(tmp_path):
     from unicon_bench import tune
-    from unicon_bench.study import TuneError
+    from unicon_bench.tune.study import TuneError
 
     spec = tune.build_spec("naive", "ct_to_pet", quick=True, out=tmp_path,
                            storage="postgresql://lab:secret@127.0.0.1:1/studies")

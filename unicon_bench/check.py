@@ -2,7 +2,7 @@
 
 A baseline file (``baselines/ci.json``) holds, per scenario (name, version, quick flag) and method,
 the mean, t-interval half-width and per-seed values of the final average, the BWT and the final
-score on every experience, aggregated as the leaderboard does (``unicon_bench.leaderboard.aggregate``),
+score on every experience, aggregated as the leaderboard does (``unicon_bench.analysis.aggregate``),
 and one absolute tolerance per metric; ``--metric`` adds the final value of any other registered metric
 (``hd95``, ``nsd``, ``brier``, ``ibs``, ``td_auc@24``...) on every experience that has it, judged in the
 metric's own direction (a lower HD95 is an improvement). A row *regresses* when its current mean is worse than the
@@ -27,8 +27,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from unicon_bench.errors import UniconBenchError
-from unicon_bench.fileio import read_json, validate
-from unicon_bench.leaderboard.aggregate import (
+from unicon_bench.fileio import md_escape, read_json, validate
+from unicon_bench.analysis.aggregate import (
     CONFIDENCE,
     EXP_PREFIX,
     Board,
@@ -375,8 +375,6 @@ def rich_table(report: Report):
 
 def markdown(report: Report) -> str:
     """The comparison as Markdown for a pull-request comment: failing rows first, every row folded."""
-    from unicon_bench.leaderboard.render import md_escape
-
     def table(rows: list[Row]) -> list[str]:
         lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
         for r in rows:

@@ -1,4 +1,4 @@
-"""Reading user files safely and writing files atomically.
+"""Reading user files safely, writing files atomically, and escaping user text for Markdown files.
 
 Readers: YAML mappings (``yaml.safe_load``), JSON and pydantic validation, each failure one clear
 error. Writers: a temporary file in the destination folder, flushed to disk, then renamed over the
@@ -118,3 +118,12 @@ def atomic_write_text(path: str | Path, text: str, overwrite: bool = True) -> bo
     """``atomic_write`` of UTF-8 text: readers never see half a file."""
     data = text.encode("utf-8")
     return atomic_write(path, lambda f: f.write(data), overwrite=overwrite)
+
+
+_MD_SPECIAL = "\\`*_[]|~"  # emphasis, code, links, table cells; <, > and & become entities
+
+
+def md_escape(text: str) -> str:
+    """A user string as literal Markdown table text (no emphasis, links, pipes or raw HTML)."""
+    out = "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(text))
+    return out.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")

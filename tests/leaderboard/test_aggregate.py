@@ -15,7 +15,7 @@ import pytest
 from scipy import stats
 
 from conftest import load_json
-from unicon_bench.leaderboard.aggregate import (
+from unicon_bench.analysis.aggregate import (
     aggregate,
     load_results,
     mean_ci,

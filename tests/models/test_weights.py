@@ -24,7 +24,8 @@ def make_strategy(name: str, phantom_cache, scenario: str = "ct_to_pet", **param
     from unicon_bench.data.streams import build_stream
     from unicon_bench.harness import resolve, seed_everything
 
-    cls, spec, p = resolve(name, scenario, True, None, params)
+    request = resolve(name, scenario, True, None, params)
+    cls, spec, p = request.strategy_cls, request.spec, request.params
     seed_everything(0)
     return cls(p, build_stream(spec, cache_dir=phantom_cache))
 
@@ -182,7 +183,7 @@ def test_partial_freeze_freezes_the_first_stages(phantom_cache, torch_one_thread
 
 
 def test_backbone_options_have_one_spelling():
-    from unicon_bench.training import BaseParams
+    from unicon_bench.strategy import BaseParams
 
     a = BaseParams(backbone="swin_unetr", backbone_options="{window_size: 2,  feature_size: 24}")
     b = BaseParams(backbone="swin_unetr", backbone_options={"feature_size": 24, "window_size": 2})

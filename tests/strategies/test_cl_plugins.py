@@ -1,4 +1,4 @@
-"""The shared per-task-kind distillation (unicon_bench.cl_plugins) on all three task kinds."""
+"""The shared per-task-kind distillation (unicon_bench.strategy.plugins) on all three task kinds."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from unicon_bench.cl_plugins import (
+from unicon_bench.strategy.plugins import (
     OutputDistillationPlugin,
     channels_for,
     distillation_loss,

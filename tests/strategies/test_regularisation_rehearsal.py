@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from unicon_bench import get_scenario, get_strategy
-from unicon_bench.config import build_params
+from unicon_bench.harness.request import build_params
 from unicon_bench.harness import seed_everything
 
 ZOO = ["lwf", "si", "mas", "rwalk", "der", "agem"]
@@ -97,7 +97,7 @@ def test_der_replays_stored_outputs_and_labels(make):
     tpl.model.eval()
     with torch.no_grad():
         groups = tpl.grouped_forward(tpl.model, batch[0], batch[4], batch[3])
-    from unicon_bench.cl_plugins import grouped_distillation
+    from unicon_bench.strategy.plugins import grouped_distillation
 
     assert float(grouped_distillation(tpl.kinds, groups, batch[-1], mode="mse")) < 1e-8
     shifted = [o + 1.0 for o in batch[-1]]

@@ -34,25 +34,28 @@ try:
 except ImportError:  # pragma: no cover - not POSIX: runs are not protected from each other
     fcntl = None
 
-FORMAT = 1
+FORMAT = 2  # 2: the progress keeps the evaluated rows only (format 1 also kept their primary values)
 Resume = bool | Literal["auto"]
 
 
 @dataclass
 class Progress:
-    """What the harness has computed so far; ``matrix`` has one row per finished experience."""
+    """What the harness has computed so far: ``rows`` holds the untrained model's evaluation, then one per
+    finished experience (every metric, as plain dicts)."""
 
     run_id: str
     started: str
-    init_row: list[float] | None = None
-    matrix: list[list[float]] = field(default_factory=list)
     trainable: list[int] = field(default_factory=list)
     train_time: list[float] = field(default_factory=list)
     elapsed_s: float = 0.0  # wall time of the earlier, interrupted attempts
     peak_rss_mb: float = 0.0
     resumed_after: list[int] = field(default_factory=list)  # experiences done at each resume
-    rows: list = field(default_factory=list)  # every metric of each evaluation, as plain dicts
+    rows: list = field(default_factory=list)
     eval_time_s: float = 0.0
+
+    @property
+    def experiences_done(self) -> int:
+        return max(len(self.rows) - 1, 0)
 
 
 def run_key(spec, strategy: str, params: dict, seed: int, quick: bool) -> str:
@@ -172,7 +175,7 @@ class RunCheckpoint:
                 os.close(fd)
                 raise CheckpointError(f"checkpoint {path} has a malformed progress record; "
                                       "delete it to start the run afresh") from None
-            progress.resumed_after.append(len(progress.matrix))
+            progress.resumed_after.append(progress.experiences_done)
             ckpt = cls(folder, key, progress, fd)
             ckpt._pending = payload
             return ckpt
@@ -186,7 +189,7 @@ class RunCheckpoint:
         """
         if self._pending is None:
             return False
-        from unicon_bench import state
+        from unicon_bench.strategy import state
 
         payload, self._pending = self._pending, None
         try:
@@ -207,7 +210,7 @@ class RunCheckpoint:
         """
         import torch
 
-        from unicon_bench import state
+        from unicon_bench.strategy import state
 
         strategy_state = strategy.state_dict() if self.enabled else None
         if strategy_state is None:

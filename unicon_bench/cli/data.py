@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from unicon_bench.cli.common import fail
 from unicon_bench.errors import UniconBenchError
 
 app = typer.Typer(
@@ -44,7 +45,6 @@ def index(
     clinical: list[Path] = typer.Option([], "--clinical", help="HECKTOR clinical/endpoint CSV (repeatable; default: every CSV under ROOT)."),
 ) -> None:
     """Write a manifest CSV listing the studies of a public data set in ROOT."""
-    from unicon_bench.cli import _fail
     from unicon_bench.data.indexers import index_dataset
     from unicon_bench.data.manifest import write_manifest
 
@@ -52,7 +52,7 @@ def index(
         found = index_dataset(fmt.value, root, eval_fraction=eval_fraction, seed=seed, clinical_csvs=clinical)
         write_manifest(found.records, output)
     except UniconBenchError as exc:
-        _fail(exc)
+        fail(exc)
     for note in found.notes:
         typer.echo(f"note: {note}", err=True)
     subjects = {r["subject_id"] for r in found.records}
@@ -76,7 +76,6 @@ def check(
     from rich.progress import track
     from rich.table import Table
 
-    from unicon_bench.cli import _fail
     from unicon_bench.data.manifest import BadRowsError, read_manifest
     from unicon_bench.data.volumes import inspect_row, range_text, spacing_text
 
@@ -88,7 +87,7 @@ def check(
         typer.echo(f"{len(exc.problems)} bad row(s) in {manifest}; fix them before checking the files")
         raise typer.Exit(1)
     except UniconBenchError as exc:
-        _fail(exc)
+        fail(exc)
     err = Console(stderr=True)
     reports = [inspect_row(r, nifti_pet_units.value)
                for r in track(rows, description="checking", console=err, disable=not progress, transient=True)]

@@ -14,12 +14,12 @@ A suite file looks like::
                                # (or a mapping: {seed: 0, backbone: swin_unetr, epochs: 20, ...})
 
 Sweeps are resumable: a run interrupted mid-way continues from its last checkpoint (see
-``unicon_bench.checkpoint``), and a run is skipped when ``<out>/<scenario>/<strategy>/`` already holds a valid
+``unicon_bench.harness.checkpoint``), and a run is skipped when ``<out>/<scenario>/<strategy>/`` already holds a valid
 result with the same scenario name and version, strategy name, seed, quick flag and parameters.
 Incompatible strategy x scenario pairs are listed as skipped, not failed; a failing run is recorded
 and the others still run.
 
-With ``pretrain``, stage 0 of each scenario (``unicon_bench.pretrain``) is trained once into
+With ``pretrain``, stage 0 of each scenario (``unicon_bench.harness.pretrain``) is trained once into
 ``<out>/pretrain/<scenario>[-quick]/`` (kept and reused by a resumed sweep) and every strategy gets
 ``backbone_weights`` = that folder (and the pretrain's ``backbone``/``backbone_options``), so no run
 trains the first experience itself.
@@ -31,14 +31,15 @@ import json
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from unicon_bench import harness
-from unicon_bench.config import recorded_params
+from unicon_bench.harness.reporters import LineReporter
+from unicon_bench.harness.request import recorded_params
 from unicon_bench.errors import ConfigError, IncompatibleError, UniconBenchError
-from unicon_bench.executors import ExecutorConfig, Outcome, one_line, run_jobs
+from unicon_bench.sweep.executors import ExecutorConfig, Outcome, one_line, run_jobs
 from unicon_bench.fileio import read_yaml_mapping, validate
 from unicon_bench.registry import list_strategies
 from unicon_bench.results import ResultError, parse_result, read_result, write_result
@@ -101,7 +102,7 @@ def load_suite(path: str | Path) -> Suite:
     if extra:
         raise ConfigError(f"invalid suite {path}: params given for strategies not in the suite: {', '.join(extra)}")
     if suite.pretrain_params() is not None:
-        from unicon_bench.pretrain import STAGE0_KEYS
+        from unicon_bench.harness.pretrain import STAGE0_KEYS
 
         bad = sorted(set(suite.pretrain_params()) - set(STAGE0_KEYS))
         clash = sorted(s for s, p in suite.params.items() if "backbone_weights" in p)
@@ -121,7 +122,7 @@ def pretrain_folder(out: str | Path, scenario: str, quick: bool) -> Path:
 
 def ensure_pretrained(suite: Suite, out: str | Path, device: str = "cpu", cache_dir=None, console=None) -> dict[str, Path]:
     """Per scenario, the stage-0 checkpoint folder of a ``pretrain`` suite (trained unless reusable)."""
-    from unicon_bench.pretrain import pretrain, reusable
+    from unicon_bench.harness.pretrain import pretrain, reusable
 
     folders = {}
     for scenario in suite.scenario_names():
@@ -215,7 +216,8 @@ def plan(suite: Suite, out: str | Path | None = None) -> SweepReport:
         for strategy in suite.strategy_names():
             overrides = _overrides(suite, strategy, scenario, out_dir)
             try:
-                _cls, spec, params = harness.resolve(strategy, scenario, suite.quick, None, overrides)
+                request = harness.resolve(strategy, scenario, suite.quick, None, overrides)
+                spec, params = request.spec, request.params
             except IncompatibleError as exc:
                 report.incompatible.append((strategy, scenario, str(exc)))
                 continue
@@ -230,24 +232,6 @@ def plan(suite: Suite, out: str | Path | None = None) -> SweepReport:
                 else:
                     report.todo.append(run)
     return report
-
-
-class _InfoReporter:
-    """Feeds the harness's phases into the ``info`` field of the sweep's overall bar."""
-
-    def __init__(self, update: Callable[[str], None]):
-        self.update = update
-        self.description = ""
-
-    def phase(self, description: str, total: int) -> None:
-        self.description = description
-        self.update(description)
-
-    def advance(self, done: int, total: int, info: str = "") -> None:
-        self.update(f"{self.description} {done}/{total} {info}".strip())
-
-    def done(self) -> None:
-        self.update("")
 
 
 @dataclass
@@ -301,10 +285,10 @@ def run_suite(
     With ``resume`` (the default) a run interrupted earlier continues from its last checkpoint.
 
     ``executor`` (default: local, one run at a time in this process) picks where runs go: a local
-    process pool or Ray tasks (``unicon_bench.executors``); each run writes its own result file
+    process pool or Ray tasks (``unicon_bench.sweep.executors``); each run writes its own result file
     atomically, so workers never conflict. With a rich ``console`` an overall progress bar shows the
     runs done and the current phase (in this process) or the runs in flight (pool, Ray).
-    ``loggers`` go to every run (``unicon_bench.loggers``). A ``pretrain`` suite first trains (or
+    ``loggers`` go to every run (``unicon_bench.harness.loggers``). A ``pretrain`` suite first trains (or
     finds) each scenario's stage 0.
     """
     executor = executor or ExecutorConfig()
@@ -313,27 +297,17 @@ def run_suite(
     report = plan(suite, out)
     progress = task = None
     if console is not None and report.todo:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
+        from unicon_bench.harness.reporters import progress_bar
 
-        progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TextColumn("{task.fields[info]}"), console=console,
-        )
+        progress = progress_bar(console, "info")
         where = "" if executor.in_process else f" ({executor.kind})"
         task = progress.add_task(f"sweep {suite.name}{where}", total=len(report.todo), info="")
-        progress.start()
     jobs = []
     for run in report.todo:
         reporter = None
         if progress is not None and executor.in_process:
             label = run.label()
-            reporter = _InfoReporter(
+            reporter = LineReporter(
                 lambda text, label=label: progress.update(task, info=f"{label}: {text}" if text else label)
             )
         jobs.append(RunJob(run, suite.quick, device, None if cache_dir is None else str(Path(cache_dir).resolve()),

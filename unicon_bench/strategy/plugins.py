@@ -25,7 +25,9 @@ import torch
 import torch.nn.functional as F
 
 # Avalanche's SupervisedPlugin as training.py imports it (with Avalanche's QP-solver warning silenced)
-from unicon_bench.training import SupervisedPlugin, autocast
+from avalanche.core import SupervisedPlugin
+
+from unicon_bench.strategy.base import autocast
 
 DistillMode = Literal["soft", "mse"]
 KINDS = ("classification", "prognosis", "segmentation")
@@ -144,7 +146,7 @@ class OutputDistillationPlugin(SupervisedPlugin):
             self.seen.setdefault(route_key(strategy.model, t), t)
 
     def checkpoint_state(self) -> dict:
-        """The teacher's weights and the remembered routes (``unicon_bench.state``)."""
+        """The teacher's weights and the remembered routes (``unicon_bench.strategy.state``)."""
         return {
             "teacher": None if self.teacher is None else self.teacher.state_dict(),
             "seen": [[list(k) if isinstance(k, tuple) else k, t] for k, t in self.seen.items()],

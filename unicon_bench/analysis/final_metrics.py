@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from unicon_bench.leaderboard.aggregate import (
+from unicon_bench.analysis.aggregate import (
     CONFIDENCE,
     EXP_PREFIX,
     Board,

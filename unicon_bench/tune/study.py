@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from unicon_bench.errors import ConfigError, UniconBenchError
-from unicon_bench.executors import one_line
+from unicon_bench.sweep.executors import one_line
 
 SUMMARY_KEYS = ("final_average", "bwt", "fwt", "forgetting", "plasticity")
 # Second objectives (minimised) of a multi-objective study: score against cost, a Pareto front.

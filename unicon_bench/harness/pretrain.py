@@ -19,9 +19,9 @@ from typing import Any
 
 import yaml
 
-from unicon_bench.config import recorded_params
+from unicon_bench.harness.request import recorded_params
 from unicon_bench.errors import ConfigError
-from unicon_bench.foundation import (
+from unicon_bench.models.foundation import (
     PRETRAIN_FORMAT,
     PRETRAIN_META,
     PRETRAIN_WEIGHTS,
@@ -30,7 +30,7 @@ from unicon_bench.foundation import (
     read_pretrain_meta,
     stage0_state,
 )
-from unicon_bench.results import atomic_write_text
+from unicon_bench.results import METRIC_OF_TASK, atomic_write_text, clean_float
 
 STRATEGY = "unicon"
 # Only these parameters shape stage 0; the others (LoRA rank, ...) act on later stages.
@@ -59,10 +59,11 @@ def pretrain(
     if extra:
         raise ConfigError(f"pretrain: parameter(s) {', '.join(extra)} do not act on stage 0; known: {', '.join(STAGE0_KEYS)}")
     # The plain image head (as every other strategy has), even when the first task is prognosis.
-    cls, spec, params = harness.resolve(STRATEGY, scenario, quick, None, {**overrides, "fuse_text": False})
+    request = harness.resolve(STRATEGY, scenario, quick, None, {**overrides, "fuse_text": False})
+    cls, spec, params = request.strategy_cls, request.spec, request.params
     reporter = reporter or harness.SilentReporter()
     harness.seed_everything(seed)
-    from unicon_bench.evaluation import experience_targets
+    from unicon_bench.metrics.evaluator import experience_targets
     from unicon_bench.metrics.evaluate import evaluate
 
     stream = build_stream(spec, cache_dir=cache_dir)
@@ -76,7 +77,7 @@ def pretrain(
     evaluation = stream.eval_stream[0]
     target = experience_targets(stream, 0)  # the primary metric only: no extra metrics for stage 0
     score = evaluate(strat.predict(evaluation), target, None, extra=False).values[
-        harness.METRIC_OF_TASK[spec.experiences[0].task]]
+        METRIC_OF_TASK[spec.experiences[0].task]]
     reporter.done()
 
     folder = Path(out)
@@ -105,7 +106,7 @@ def pretrain(
         "seed": seed,
         "epochs": strat.epochs,
         "train_time_s": train_time,
-        "score": {"metric": harness.METRIC_OF_TASK[spec.experiences[0].task], "value": harness.clean_float(score)},
+        "score": {"metric": METRIC_OF_TASK[spec.experiences[0].task], "value": clean_float(score)},
         "sha256": sha256_file(weights),
         "created": datetime.now(timezone.utc).isoformat(),
         "env": harness.environment(device),
@@ -121,7 +122,8 @@ def reusable(folder: str | Path, scenario: str, quick: bool, seed: int, override
     from unicon_bench import harness
 
     meta = read_pretrain_meta(folder)
-    _cls, spec, params = harness.resolve(STRATEGY, scenario, quick, None, {**overrides, "fuse_text": False})
+    request = harness.resolve(STRATEGY, scenario, quick, None, {**overrides, "fuse_text": False})
+    spec, params = request.spec, request.params
     rec = recorded_params(params)
     return (
         meta.get("scenario") == spec.name and meta.get("scenario_version") == spec.version

@@ -1,7 +1,10 @@
-"""Strategy hyper-parameters from a YAML config file and ``--set key=value`` overrides.
+"""The run request: what one run is, resolved and checked once before any heavy work starts.
 
-Values are coerced to the dataclass field's declared type; unknown keys and values of the wrong
-type are one clear ``ConfigError``.
+``resolve`` turns names and raw values (a strategy name, a scenario name or file, a params YAML,
+``--set key=value`` overrides) into a frozen ``RunRequest``: the strategy class, the scenario spec
+(its quick version if asked), the strategy's params dataclass, the seed, the device. Parameter values
+are coerced to the dataclass field's declared type; unknown keys, values of the wrong type and
+strategies that do not support the scenario's kind are one clear ``UniconBenchError``.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from unicon_bench.errors import ConfigError
+from unicon_bench.errors import ConfigError, IncompatibleError
 from unicon_bench.fileio import read_yaml_mapping
 
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
@@ -138,3 +141,48 @@ def recorded_params(params: Any) -> dict[str, Any]:
         if f.name in FOUNDATION_FIELDS and out[f.name] == f.default:
             del out[f.name]
     return out
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRequest:
+    """One run, resolved: everything that decides what it computes (not where it writes or reports)."""
+
+    strategy: str  # the registered name, as the result records it
+    strategy_cls: type
+    spec: Any  # ScenarioSpec, the quick version already applied when ``quick``
+    params: Any  # the strategy's params dataclass
+    seed: int = 0
+    quick: bool = False
+    device: str = "cpu"
+    tuning: Any = None  # results.TuningInfo when the params came from ``unicon-bench tune``
+    validation: float | None = None  # evaluate on this share of the training subjects (tuning)
+    cache_dir: str | Path | None = None
+
+    @property
+    def recorded_params(self) -> dict[str, Any]:
+        return recorded_params(self.params)
+
+    def describe(self) -> str:
+        return f"{self.strategy} on {self.spec.name} (seed {self.seed}{', quick' if self.quick else ''})"
+
+
+def resolve(strategy: str, scenario: Any, quick: bool = False, config: str | Path | None = None,
+            overrides: dict[str, Any] | None = None, *, seed: int = 0, device: str = "cpu",
+            validation: float | None = None, cache_dir: str | Path | None = None) -> RunRequest:
+    """Check names, compatibility and parameters; ``scenario`` is a name, a YAML path or a ``ScenarioSpec``."""
+    from unicon_bench.registry import STRATEGIES
+    from unicon_bench.scenario import ScenarioSpec, get_scenario
+
+    entry = STRATEGIES.entry(strategy)
+    spec = scenario if isinstance(scenario, ScenarioSpec) else get_scenario(scenario)
+    cls = STRATEGIES.get(strategy)
+    if spec.kind not in cls.compatible:
+        raise IncompatibleError(
+            f"strategy '{entry.name}' does not support {spec.kind}-incremental scenarios like "
+            f"'{spec.name}' (it supports: {', '.join(sorted(cls.compatible))})"
+        )
+    values = {**(load_config_file(config) if config else {}), **(overrides or {})}
+    params = build_params(cls.params, values)
+    return RunRequest(strategy=strategy, strategy_cls=cls, spec=spec.quick_version() if quick else spec, params=params,
+                      seed=seed, quick=quick, device=device, tuning=load_tuning_info(config) if config else None,
+                      validation=validation, cache_dir=cache_dir)

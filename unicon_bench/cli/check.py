@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 
+from unicon_bench.cli.common import fail
 from unicon_bench.errors import UniconBenchError
 
 
@@ -43,7 +44,7 @@ def check(
             if baseline.exists():
                 tolerances = gate.load_baseline(baseline).tolerances  # keep the team's tolerances
             if suite is not None:
-                from unicon_bench.sweep import load_suite
+                from unicon_bench.sweep.suite import load_suite
 
                 s = load_suite(suite)
                 info = {"name": s.name, "file": suite.as_posix(), "strategies": s.strategy_names(),
@@ -54,14 +55,13 @@ def check(
             return
         base = gate.load_baseline(baseline)
         if suite is not None and base.suite is not None:
-            from unicon_bench.sweep import load_suite
+            from unicon_bench.sweep.suite import load_suite
 
             if load_suite(suite).name != base.suite.get("name"):
                 raise gate.CheckError(f"suite {suite} is not the suite the baseline came from ({base.suite.get('name')})")
         report = gate.compare(base, results_dir, allow_missing=allow_missing)
     except UniconBenchError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(exc.exit_code)
+        fail(exc)
     from rich.console import Console
 
     from unicon_bench.fileio import atomic_write_text

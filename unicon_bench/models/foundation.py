@@ -1,7 +1,7 @@
 """The foundation model of a run: which backbone, which pretrained weights, what is frozen.
 
 Every strategy's parameters carry ``backbone``, ``backbone_options``, ``backbone_weights``,
-``weights_map``, ``weights_ignore`` and ``freeze`` (``unicon_bench.training.BaseParams``).
+``weights_map``, ``weights_ignore`` and ``freeze`` (``unicon_bench.strategy.BaseParams``).
 ``Foundation.prepare`` applies them to a freshly built model:
 
 - ``backbone_weights`` = a state dict / safetensors file / MONAI bundle folder: its tensors

@@ -1,13 +1,13 @@
 """Hyper-parameter tuning with Optuna: ``unicon-bench tune``.
 
-A study (``unicon_bench.study``) searches the space declared beside the strategy's params
+A study (``unicon_bench.tune.study``) searches the space declared beside the strategy's params
 dataclass (``search_space``); parameters given with ``--set`` are fixed and left out of the search.
 Every trial trains on the scenario's training subjects minus a validation split carved from them (``data.streams``) and is
 scored on that split, never on the eval subjects. After each experience the harness reports the
 running average, and a MedianPruner stops trials that fall below the median of earlier trials at the
 same experience. The study lives in an Optuna RDB storage - by default a SQLite file in the output
 folder; a PostgreSQL URL lets tune processes on several machines share one study. Trials run in this
-process, in a local process pool or as Ray tasks (``unicon_bench.executors``), one job per trial.
+process, in a local process pool or as Ray tasks (``unicon_bench.sweep.executors``), one job per trial.
 
 Outputs in ``<out>/<study>/``: ``best_params.yaml`` (``params:`` that ``run --config`` accepts and a
 ``tuning:`` block the result of that run records), ``pareto.yaml`` for multi-objective studies and
@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from unicon_bench.errors import ConfigError
-from unicon_bench.executors import ExecutorConfig, Outcome, run_jobs
-from unicon_bench.study import (  # noqa: F401 - re-exported: the tune API in one place
+from unicon_bench.sweep.executors import ExecutorConfig, Outcome, run_jobs
+from unicon_bench.tune.study import (
     COSTS,
     TuneSpec,
     best_trial,
@@ -64,7 +64,8 @@ def build_spec(
     """Check everything (names, fixed parameters, space, objective, storage) before any trial runs."""
     from unicon_bench import harness
 
-    cls, scen, params = harness.resolve(strategy, scenario, quick, None, dict(fixed or {}))
+    request = harness.resolve(strategy, scenario, quick, None, dict(fixed or {}))
+    cls, scen, params = request.strategy_cls, request.spec, request.params
     names = {f.name for f in dataclasses.fields(cls.params)}
     typed = _plain({k: getattr(params, k) for k in (fixed or {})})
     space = {k: v for k, v in (cls.params.search_space if space is None else space).items() if k not in typed}
@@ -116,13 +117,11 @@ class _TrialBar:
     """A rich bar over this command's trials whose text is the study's best value so far."""
 
     def __init__(self, console, study, trials: int):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from unicon_bench.harness.reporters import progress_bar
 
         self.study, self.start = study, {t.number for t in finished(study)}
-        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=console)
+        self.progress = progress_bar(console, "info")
         self.task = self.progress.add_task(f"tune {study.study_name}", total=trials, info="")
-        self.progress.start()
 
     def refresh(self, *_args) -> None:
         done = len({t.number for t in finished(self.study)} - self.start)
