@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from unicon_bench.metrics._common import to_numpy
+from unicon_bench.metrics.registry import Score, register_metric
+
+if TYPE_CHECKING:
+    from unicon_bench.metrics.evaluate import ClassificationInputs
 
 
 def _rank_auc(scores: np.ndarray, positive: np.ndarray) -> float:
@@ -47,6 +51,12 @@ def roc_auc(scores: Any, labels: Any) -> float:
     except ImportError:
         return _rank_auc(s, positive)
     return float(roc_auc_score(positive, s))
+
+
+@register_metric("auc", task="classification", direction="higher", unit="1", label="AUC",
+                 description="area under the ROC curve (scikit-learn)", primary=True)
+def _auc_metric(x: ClassificationInputs) -> dict[str, float]:
+    return {"auc": roc_auc(x.logits, x.labels)}
 
 
 def _probabilities(probs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -102,6 +112,25 @@ def ece(probs: Any, labels: Any, n_bins: int = 10) -> float:
     counts = np.bincount(np.searchsorted(edges[1:-1], p), minlength=n_bins)
     counts = counts[counts > 0]
     return float(np.sum(counts / p.size * np.abs(prob_true - prob_pred)))
+
+
+@register_metric("balanced_accuracy", task="classification", direction="higher", unit="1", label="balanced accuracy",
+                 description="balanced accuracy at the scenario's probability threshold (scikit-learn)")
+def _balanced_accuracy_metric(x: ClassificationInputs) -> dict[str, float]:
+    return {"balanced_accuracy": balanced_accuracy(x.probs, x.labels, x.options.threshold)}
+
+
+@register_metric("brier", task="classification", direction="lower", unit="1", label="Brier score",
+                 description="mean squared error of the predicted probability (scikit-learn)", per_subject=True)
+def _brier_metric(x: ClassificationInputs) -> dict[str, Score]:
+    # scikit-learn's value, not the mean of the squared errors kept beside it
+    return {"brier": Score(brier(x.probs, x.labels), brier_per_subject(x.probs, x.labels).tolist())}
+
+
+@register_metric("ece", task="classification", direction="lower", unit="1", label="ECE",
+                 description="expected calibration error over equal-width probability bins")
+def _ece_metric(x: ClassificationInputs) -> dict[str, float]:
+    return {"ece": ece(x.probs, x.labels, x.options.ece_bins)}
 
 
 def roc_auc_rows(scores: Any, labels: Any) -> np.ndarray:

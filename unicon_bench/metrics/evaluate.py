@@ -10,6 +10,13 @@ the experience, which the result file keeps for the final model:
   (whose mean is the Brier score), enough to recompute AUC, balanced accuracy, Brier and ECE;
 - prognosis: risk, time and event, enough to recompute Harrell's C-index.
 
+Which metrics a task gets, and how each is computed, is the registry's (``registry.metrics_of``):
+this module only turns the outputs and targets into the task's inputs (``SegmentationInputs``...)
+and calls each registered compute function once, the primary metric's first, then the others in
+registry order. Metrics computed together share one compute function (``register_metrics``)
+rather than each returning its own key from a shared cache: one call, one place where the shared
+work happens, and the keys come back in the order that function computes them.
+
 Prognosis metrics other than Harrell's C need the training split: its censoring distribution
 (Uno's C, time-dependent AUC, IBS; targets only) and the model's risks on its first
 ``breslow_subjects`` subjects (the Breslow baseline of the IBS; predicting the whole split at every
@@ -19,12 +26,13 @@ evaluation would cost a third to a half of the evaluation time of the default sc
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Sequence
 
 import numpy as np
 
 from unicon_bench.metrics._common import to_numpy
-from unicon_bench.metrics.registry import metric_key
+from unicon_bench.metrics.registry import MetricSpec, Score, metrics_of, split_key
 
 
 @dataclass(frozen=True)
@@ -69,76 +77,114 @@ def default_horizons(train_time: Any, train_event: Any) -> tuple[float, ...]:
     return tuple(sorted({round(float(q), 1) for q in np.percentile(t, [25, 50, 75])}))
 
 
-def _segmentation(output, targets: Targets, extra: bool) -> Evaluation:
-    from unicon_bench.metrics.lesions import lesion_metrics
-    from unicon_bench.metrics.segmentation import dice_per_subject
-    from unicon_bench.metrics.surface import surface_metrics
+@dataclass
+class SegmentationInputs:
+    """What segmentation metrics read: binary predicted and true masks (N, 1, D, H, W)."""
 
+    pred: np.ndarray
+    mask: np.ndarray
+    spacing_mm: tuple[float, float, float]
+    options: EvalOptions
+
+
+@dataclass
+class ClassificationInputs:
+    """What classification metrics read: logits, their sigmoid probabilities and 0/1 labels."""
+
+    logits: np.ndarray
+    probs: np.ndarray
+    labels: np.ndarray
+    options: EvalOptions
+
+
+@dataclass
+class PrognosisInputs:
+    """What survival metrics read: risks, times and events; the training split's on first use."""
+
+    risk: np.ndarray
+    time: np.ndarray
+    event: np.ndarray
+    options: EvalOptions
+    train_clinical: Any = None
+    train_output: Any = None
+
+    @cached_property
+    def _train(self) -> np.ndarray:
+        return to_numpy(self.train_clinical, dtype=np.float64)
+
+    @cached_property
+    def train_time(self) -> np.ndarray:
+        return self._train[:, 1]
+
+    @cached_property
+    def train_event(self) -> np.ndarray:
+        return self._train[:, 2].astype(bool)
+
+    @cached_property
+    def train_risk(self) -> np.ndarray:
+        """The model's risks on the first training subjects (``EvalOptions.breslow_subjects``)."""
+        return to_numpy(self.train_output, dtype=np.float64).ravel()
+
+
+def _segmentation(output, targets: Targets, train_output) -> tuple[SegmentationInputs, dict[str, list]]:
     pred = to_numpy(output) > 0
     mask = to_numpy(targets.mask) > 0.5
-    per = {"dice": dice_per_subject(pred, mask)}
-    if extra:
-        per["hd95"], per["nsd"] = surface_metrics(pred, mask, targets.options.nsd_tolerance_mm, targets.spacing_mm)
-        per.update(lesion_metrics(pred, mask, targets.spacing_mm))
-    return Evaluation({k: float(np.mean(v)) for k, v in per.items()}, {k: np.asarray(v).tolist() for k, v in per.items()})
+    return SegmentationInputs(pred, mask, targets.spacing_mm, targets.options), {}
 
 
-def _classification(output, targets: Targets, extra: bool) -> Evaluation:
-    from unicon_bench.metrics import classification as cls
-
+def _classification(output, targets: Targets, train_output) -> tuple[ClassificationInputs, dict[str, list]]:
     logits = to_numpy(output, dtype=np.float64).ravel()
     labels = to_numpy(targets.clinical)[:, 0].astype(int)
-    values = {"auc": cls.roc_auc(logits, labels)}
     probs = 1.0 / (1.0 + np.exp(-logits))
-    subjects = {"probability": probs.tolist(), "label": labels.tolist()}
-    if extra:
-        values["balanced_accuracy"] = cls.balanced_accuracy(probs, labels, targets.options.threshold)
-        values["brier"] = cls.brier(probs, labels)
-        values["ece"] = cls.ece(probs, labels, targets.options.ece_bins)
-        subjects["brier"] = cls.brier_per_subject(probs, labels).tolist()
-    return Evaluation(values, subjects)
+    return ClassificationInputs(logits, probs, labels, targets.options), {"probability": probs.tolist(), "label": labels.tolist()}
 
 
-def _prognosis(output, targets: Targets, extra: bool, train_output) -> Evaluation:
-    from unicon_bench.metrics import survival as surv
-
+def _prognosis(output, targets: Targets, train_output) -> tuple[PrognosisInputs, dict[str, list]]:
     risk = to_numpy(output, dtype=np.float64).ravel()
     clinical = to_numpy(targets.clinical, dtype=np.float64)
     time, event = clinical[:, 1], clinical[:, 2].astype(bool)
-    values = {"c_index": surv.c_index(risk, time, event)}
     subjects = {"risk": risk.tolist(), "time": time.tolist(), "event": event.astype(int).tolist()}
-    if extra:
-        train = to_numpy(targets.train_clinical, dtype=np.float64)
-        t_time, t_event = train[:, 1], train[:, 2].astype(bool)
-        values["uno_c_index"] = surv.uno_c_index(risk, time, event, t_time, t_event)
-        aucs = surv.td_auc(risk, time, event, targets.options.horizons, t_time, t_event)
-        values.update({metric_key("td_auc", h): float(a) for h, a in zip(targets.options.horizons, aucs)})
-        grid = surv.brier_grid(time, event)
-        train_risk = to_numpy(train_output, dtype=np.float64).ravel()
-        k = train_risk.size  # the first k training subjects were predicted (EvalOptions.breslow_subjects)
-        curves = surv.breslow_survival(train_risk, t_time[:k], t_event[:k], risk, grid)
-        values["ibs"] = surv.integrated_brier_score(curves, time, event, grid, t_time, t_event)
-    return Evaluation(values, subjects)
+    return PrognosisInputs(risk, time, event, targets.options, targets.train_clinical, train_output), subjects
+
+
+_INPUTS = {"segmentation": _segmentation, "classification": _classification, "prognosis": _prognosis}
+
+
+def computed_metrics(kind: str, extra: bool) -> list[MetricSpec]:
+    """The registered metrics ``evaluate`` computes for a task kind: all, or the primary one only."""
+    specs = metrics_of(kind)
+    return specs if extra else specs[:1]
 
 
 def needs_train_output(kind: str, extra: bool) -> bool:
     """Whether ``evaluate`` needs the model's outputs on the training split too (the IBS's Breslow fit)."""
-    return kind == "prognosis" and extra
+    return any(m.needs_train_output for m in computed_metrics(kind, extra))
 
 
 def evaluate(output, targets: Targets, train_output=None, extra: bool = True) -> Evaluation:
     """The metrics of one experience: all registered ones, or the primary one only if not ``extra``."""
-    if targets.kind == "segmentation":
-        result = _segmentation(output, targets, extra)
-    elif targets.kind == "classification":
-        result = _classification(output, targets, extra)
-    elif targets.kind == "prognosis":
-        if needs_train_output(targets.kind, extra) and train_output is None:
-            raise ValueError("prognosis metrics need the model's outputs on the training split (train_output)")
-        result = _prognosis(output, targets, extra, train_output)
-    else:
+    if targets.kind not in _INPUTS:
         raise ValueError(f"unknown task kind {targets.kind!r}")
-    return result
+    if needs_train_output(targets.kind, extra) and train_output is None:
+        raise ValueError(f"{targets.kind} metrics need the model's outputs on the training split (train_output)")
+    inputs, subjects = _INPUTS[targets.kind](output, targets, train_output)
+    specs = computed_metrics(targets.kind, extra)
+    values: dict[str, float] = {}
+    done: set[Any] = set()
+    for spec in specs:
+        if spec.compute in done:  # computed with an earlier metric of its group
+            continue
+        done.add(spec.compute)
+        assert spec.compute is not None
+        group = {m.name for m in metrics_of(targets.kind) if m.compute is spec.compute}
+        for key, score in spec.compute(inputs).items():
+            if split_key(key)[0] not in group:
+                raise ValueError(f"{spec.compute.__qualname__} returned {key!r}, not a key of {sorted(group)}")
+            score = score if isinstance(score, Score) else Score(score)
+            values[key] = score.value
+            if score.subjects is not None:
+                subjects[key] = score.subjects
+    return Evaluation(values, subjects)
 
 
 def resolve_options(kind: str, spec_options: Any, spacing_mm: Sequence[float], train_clinical: Any) -> EvalOptions:

@@ -15,11 +15,15 @@ Components are found with ``scipy.ndimage.label`` at 18-connectivity (AutoPET's
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from unicon_bench.metrics._common import to_numpy
+from unicon_bench.metrics.registry import MetricSpec, Score, register_metrics
+
+if TYPE_CHECKING:
+    from unicon_bench.metrics.evaluate import SegmentationInputs
 
 CONNECTIVITY = 18
 FIELDS = ("lesion_tp", "lesion_fp", "lesion_fn", "lesion_f1", "fp_volume_ml", "fn_volume_ml")
@@ -84,3 +88,31 @@ def lesion_metrics(pred: Any, target: Any, spacing: Sequence[float] = (1.0, 1.0,
         "fp_volume_ml": np.array([c.fp_volume_ml for c in counts], dtype=float),
         "fn_volume_ml": np.array([c.fn_volume_ml for c in counts], dtype=float),
     }
+
+
+def _lesion_spec(name: str, direction: str, unit: str, label: str, description: str, **options) -> MetricSpec:
+    return MetricSpec(name, "segmentation", direction, unit, label, description, per_subject=True, **options)  # type: ignore[arg-type]
+
+
+@register_metrics(
+    _lesion_spec("lesion_f1", "higher", "1", "lesion F1",
+                 "lesion-wise F1 = 2TP / (2TP + FP + FN) over connected components"),
+    _lesion_spec("lesion_tp", "higher", "lesions", "TP lesions",
+                 "true-positive lesions per subject: ground-truth components touched by the prediction",
+                 high=None, tolerance=0.5),
+    _lesion_spec("lesion_fp", "lower", "lesions", "FP lesions",
+                 "false-positive lesions per subject: predicted components touching no ground truth",
+                 high=None, tolerance=0.5),
+    _lesion_spec("lesion_fn", "lower", "lesions", "FN lesions",
+                 "false-negative lesions per subject: ground-truth components the prediction misses",
+                 high=None, tolerance=0.5),
+    _lesion_spec("fp_volume_ml", "lower", "ml", "FP volume (ml)",
+                 "false-positive volume per subject (AutoPET): predicted components touching no ground truth",
+                 high=None, tolerance=0.5),
+    _lesion_spec("fn_volume_ml", "lower", "ml", "FN volume (ml)",
+                 "false-negative volume per subject (AutoPET): ground-truth components the prediction misses",
+                 high=None, tolerance=0.5),
+)
+def _lesion_metrics(x: SegmentationInputs) -> dict[str, Score]:
+    """All lesion metrics from one connected-components pass per subject (keys in ``FIELDS`` order)."""
+    return {k: Score.per_subject(v) for k, v in lesion_metrics(x.pred, x.mask, x.spacing_mm).items()}

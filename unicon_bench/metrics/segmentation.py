@@ -8,11 +8,15 @@ dropped from the mean.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from unicon_bench.metrics._common import to_numpy
+from unicon_bench.metrics.registry import Score, register_metric
+
+if TYPE_CHECKING:
+    from unicon_bench.metrics.evaluate import SegmentationInputs
 
 
 def _per_sample_dice(pred: Any, target: Any) -> np.ndarray:
@@ -42,6 +46,12 @@ def _per_sample_dice(pred: Any, target: Any) -> np.ndarray:
 def dice_per_subject(pred: Any, target: Any) -> np.ndarray:
     """Dice of each sample of binary masks shaped (N, 1, D, H, W) (empty-mask convention above)."""
     return _per_sample_dice(pred, target)
+
+
+@register_metric("dice", task="segmentation", direction="higher", unit="1", label="Dice",
+                 description="Dice similarity coefficient (MONAI)", primary=True, per_subject=True)
+def _dice_metric(x: SegmentationInputs) -> dict[str, Score]:
+    return {"dice": Score.per_subject(dice_per_subject(x.pred, x.mask))}
 
 
 def dice(pred: Any, target: Any) -> float:

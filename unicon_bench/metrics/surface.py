@@ -10,11 +10,15 @@ or inf there and warn; those subjects never reach it.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from unicon_bench.metrics._common import to_numpy
+from unicon_bench.metrics.registry import MetricSpec, Score, register_metrics
+
+if TYPE_CHECKING:
+    from unicon_bench.metrics.evaluate import SegmentationInputs
 
 
 def _binary(pred: Any, target: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -88,3 +92,16 @@ def surface_metrics(pred: Any, target: Any, tolerance_mm: float,
         hd95[i] = max(np.percentile(d_pt, 95), np.percentile(d_tp, 95))
         nsd[i] = (np.count_nonzero(d_pt <= tolerance_mm) + np.count_nonzero(d_tp <= tolerance_mm)) / (d_pt.size + d_tp.size)
     return hd95, nsd
+
+
+@register_metrics(
+    MetricSpec("hd95", "segmentation", "lower", "mm", "HD95 (mm)",
+               "95th-percentile symmetric Hausdorff distance in mm at the volume's spacing (MONAI); "
+               "one mask empty: the image diagonal", high=None, tolerance=1.0, per_subject=True),
+    MetricSpec("nsd", "segmentation", "higher", "1", "NSD",
+               "normalised surface distance (surface Dice) at the scenario's tolerance in mm (MONAI)", per_subject=True),
+)
+def _surface_metrics(x: SegmentationInputs) -> dict[str, Score]:
+    """HD95 and NSD from one surface-distance computation per subject."""
+    hd95, nsd = surface_metrics(x.pred, x.mask, x.options.nsd_tolerance_mm, x.spacing_mm)
+    return {"hd95": Score.per_subject(hd95), "nsd": Score.per_subject(nsd)}

@@ -10,11 +10,15 @@ split's risks, times and events and returns S_i(t) = S_0(t) ** exp(risk_i).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from unicon_bench.metrics._common import to_numpy
+from unicon_bench.metrics.registry import metric_key, register_metric
+
+if TYPE_CHECKING:
+    from unicon_bench.metrics.evaluate import PrognosisInputs
 
 
 def _has_comparable_pair(time: np.ndarray, event: np.ndarray) -> bool:
@@ -177,3 +181,35 @@ def integrated_brier_score(survival: Any, time: Any, event: Any, times: Any, tra
     metric(s, e, t, new_time=grid, weight=_ipcw(train_time, train_event, t),
            weight_new_time=_ipcw(train_time, train_event, grid))
     return float(metric.integral())
+
+
+@register_metric("c_index", task="prognosis", direction="higher", unit="1", label="C-index",
+                 description="Harrell's concordance index (torchsurv)", primary=True)
+def _c_index_metric(x: PrognosisInputs) -> dict[str, float]:
+    return {"c_index": c_index(x.risk, x.time, x.event)}
+
+
+@register_metric("uno_c_index", task="prognosis", direction="higher", unit="1", label="Uno's C-index",
+                 description="concordance weighted by the training split's inverse probability of censoring (torchsurv)")
+def _uno_c_index_metric(x: PrognosisInputs) -> dict[str, float]:
+    return {"uno_c_index": uno_c_index(x.risk, x.time, x.event, x.train_time, x.train_event)}
+
+
+@register_metric("td_auc", task="prognosis", direction="higher", unit="1", label="time-dependent AUC",
+                 description="cumulative/dynamic AUC at each of the scenario's horizons, IPCW-weighted (torchsurv)",
+                 horizons=True)
+def _td_auc_metric(x: PrognosisInputs) -> dict[str, float]:
+    """One key per horizon (``td_auc@24``), all from one IPCW fit."""
+    horizons = x.options.horizons
+    aucs = td_auc(x.risk, x.time, x.event, horizons, x.train_time, x.train_event)
+    return {metric_key("td_auc", h): float(a) for h, a in zip(horizons, aucs)}
+
+
+@register_metric("ibs", task="prognosis", direction="lower", unit="1", label="integrated Brier score",
+                 description="IPCW integrated Brier score of Cox survival curves with a Breslow baseline from the "
+                 "training split (torchsurv)", needs_train_output=True)
+def _ibs_metric(x: PrognosisInputs) -> dict[str, float]:
+    grid = brier_grid(x.time, x.event)
+    k = x.train_risk.size  # the first k training subjects were predicted (EvalOptions.breslow_subjects)
+    curves = breslow_survival(x.train_risk, x.train_time[:k], x.train_event[:k], x.risk, grid)
+    return {"ibs": integrated_brier_score(curves, x.time, x.event, grid, x.train_time, x.train_event)}
