@@ -127,3 +127,17 @@ def md_escape(text: str) -> str:
     """A user string as literal Markdown table text (no emphasis, links, pipes or raw HTML)."""
     out = "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(text))
     return out.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
+
+
+# Names that become file or folder names (scenario, strategy, run id, study): no separators, no "..",
+# no leading dot or dash, so a joined path never leaves the folder it is joined to.
+SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+
+
+def inside(folder: str | Path, *parts: str) -> Path:
+    """``folder / parts...`` as given, refused (``ConfigError``) unless, resolved, it lies inside ``folder``."""
+    base = Path(folder).resolve()
+    path = base.joinpath(*parts).resolve()
+    if path != base and base not in path.parents:
+        raise ConfigError(f"{'/'.join(parts)!r} would write outside {folder}")
+    return Path(folder).joinpath(*parts)

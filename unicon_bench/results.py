@@ -16,12 +16,12 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from unicon_bench.errors import UniconBenchError
-from unicon_bench.fileio import atomic_write_text, read_json, validate  # noqa: F401 - re-exported
+from unicon_bench.fileio import SAFE_NAME, atomic_write_text, read_json, validate  # noqa: F401 - re-exported
 
 from unicon_bench.metrics.registry import METRICS, PRIMARY_OF_TASK, get_metric, metric_key
 
@@ -35,11 +35,12 @@ class ResultError(UniconBenchError):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN and Infinity (which Python's JSON reader accepts) are never valid: undefined is null
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ScenarioInfo(_Model):
-    name: str
+    name: str = Field(pattern=SAFE_NAME, description="names a folder of the output")
     version: int
     kind: Literal["domain", "task", "modality"]
     task_identity_at_test: bool
@@ -50,7 +51,7 @@ class ScenarioInfo(_Model):
 
 
 class StrategyInfo(_Model):
-    name: str
+    name: str = Field(pattern=SAFE_NAME, description="names a folder of the output")
     params: dict
 
 
@@ -97,20 +98,24 @@ class Summary(_Model):
     plasticity: float | None
 
 
+NonNegInt = Annotated[int, Field(ge=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+
+
 class Cost(_Model):
-    trainable_params: list[int] = Field(description="parameters updated while training each experience")
-    total_params: int
-    wall_time_s: float
-    train_time_s: list[float]
-    peak_rss_mb: float
-    buffer_bytes: int
+    trainable_params: list[NonNegInt] = Field(description="parameters updated while training each experience")
+    total_params: NonNegInt
+    wall_time_s: NonNegFloat
+    train_time_s: list[NonNegFloat]
+    peak_rss_mb: NonNegFloat
+    buffer_bytes: NonNegInt
     backbone_weights: str | None = Field(None, description="pretrained weights given (file, bundle or pretrain folder)")
     weights_sha256: str | None = Field(None, description="SHA-256 of the weights file loaded")
     weights_kind: Literal["state_dict", "safetensors", "monai_bundle", "pretrain"] | None = None
     weights_report: list[str] | None = Field(None, description="tensors loaded, keys missing/unexpected")
     frozen: str | None = Field(None, description="freeze policy of the backbone: none, frozen or partial:N")
-    frozen_params: int | None = Field(None, description="backbone parameters frozen by that policy")
-    eval_time_s: float | None = Field(None, description="time spent evaluating (predictions and metrics)")
+    frozen_params: NonNegInt | None = Field(None, description="backbone parameters frozen by that policy")
+    eval_time_s: NonNegFloat | None = Field(None, description="time spent evaluating (predictions and metrics)")
 
 
 class Determinism(_Model):
@@ -153,7 +158,7 @@ class TuningInfo(BaseModel):
 
 class RunResult(_Model):
     schema_version: int
-    run_id: str
+    run_id: str = Field(pattern=SAFE_NAME, description="names the result file")
     started: str
     finished: str
     scenario: ScenarioInfo
@@ -200,7 +205,22 @@ class RunResult(_Model):
         seen = [s.evaluated_on for s in self.per_subject]
         if len(seen) != len(set(seen)) or any(j >= n for j in seen):
             raise ValueError("per_subject needs at most one entry per experience")
+        self._summary_matches_matrix()
         return self
+
+    def _summary_matches_matrix(self) -> None:
+        """The summary is derived data: recompute it from the matrix; a contradiction makes the file invalid."""
+        from unicon_bench.metrics import continual
+
+        init, rows = self.rows()
+        def nan(row):
+            return [math.nan if v is None else v for v in row]
+
+        expected = continual.summarize([nan(r) for r in rows], nan(init))
+        for key, want in expected.items():
+            want, got = clean_float(want), getattr(self.summary, key)
+            if (want is None) != (got is None) or (want is not None and not math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12)):
+                raise ValueError(f"summary.{key} is {got} but the matrix gives {want}: the summary contradicts the matrix")
 
     def metric_keys(self, j: int) -> list[str]:
         """Metric keys recorded for experience ``j``, the primary first, then in registry order."""

@@ -22,12 +22,13 @@ import hashlib
 import io
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from unicon_bench.errors import CheckpointError
-from unicon_bench.fileio import atomic_write
+from unicon_bench.fileio import SAFE_NAME, atomic_write
 
 try:
     import fcntl
@@ -56,6 +57,36 @@ class Progress:
     @property
     def experiences_done(self) -> int:
         return max(len(self.rows) - 1, 0)
+
+
+RUN_ID = re.compile(SAFE_NAME)  # run ids name files: no separators, no ".."
+
+
+def _progress(raw: Any, path: Path, key: str, n_experiences: int) -> Progress:
+    """The progress record of a checkpoint, checked: its run id names this very file, and it holds at
+    most one evaluated row per experience (plus the untrained one) with one cost entry per experience."""
+    def bad(why: str) -> CheckpointError:
+        return CheckpointError(f"checkpoint {path} has a malformed progress record ({why}); "
+                               "delete it to start the run afresh")
+
+    if not isinstance(raw, dict):
+        raise bad("not a mapping")
+    try:
+        progress = Progress(**raw)
+    except TypeError as exc:
+        raise bad(str(exc)) from None
+    run_id = progress.run_id
+    if not isinstance(run_id, str) or not RUN_ID.match(run_id) or path.name != f"{key}-{run_id}.pt":
+        raise bad(f"run id {run_id!r} is not the one its file name gives")
+    lists = {"rows": progress.rows, "trainable": progress.trainable, "train_time": progress.train_time,
+             "resumed_after": progress.resumed_after}
+    if not all(isinstance(v, list) for v in lists.values()):
+        raise bad("rows, trainable, train_time and resumed_after must be lists")
+    done = progress.experiences_done
+    if not 1 <= done <= n_experiences or len(progress.trainable) != done or len(progress.train_time) != done:
+        raise bad(f"{len(progress.rows)} evaluated rows and {len(progress.trainable)} cost entries for a "
+                  f"scenario of {n_experiences} experiences")
+    return progress
 
 
 def run_key(spec, strategy: str, params: dict, seed: int, quick: bool) -> str:
@@ -136,7 +167,7 @@ class RunCheckpoint:
                 raise CheckpointError("cannot resume a run without checkpoints")
             return cls(folder, key, new_progress(), None, enabled=False)
         if resume:
-            claimed = cls._claim(folder, key)
+            claimed = cls._claim(folder, key, len(spec.experiences))
             if claimed is not None:
                 return claimed
             if resume is True:
@@ -152,7 +183,7 @@ class RunCheckpoint:
         return cls(folder, key, new_progress(), None)
 
     @classmethod
-    def _claim(cls, folder: Path, key: str) -> "RunCheckpoint | None":
+    def _claim(cls, folder: Path, key: str, n_experiences: int) -> "RunCheckpoint | None":
         candidates = sorted(folder.glob(f"{key}-*.pt"), key=lambda p: p.stat().st_mtime, reverse=True) if folder.is_dir() else []
         for path in candidates:
             fd = _lock(path.with_suffix(".lock"))
@@ -170,11 +201,10 @@ class RunCheckpoint:
                 raise CheckpointError(f"checkpoint {path} belongs to another run configuration (key "
                                       f"{payload['key']}); delete it to start the run afresh")
             try:
-                progress = Progress(**payload["progress"])
-            except TypeError:
+                progress = _progress(payload["progress"], path, key, n_experiences)
+            except CheckpointError:
                 os.close(fd)
-                raise CheckpointError(f"checkpoint {path} has a malformed progress record; "
-                                      "delete it to start the run afresh") from None
+                raise
             progress.resumed_after.append(progress.experiences_done)
             ckpt = cls(folder, key, progress, fd)
             ckpt._pending = payload
@@ -200,7 +230,12 @@ class RunCheckpoint:
             reason = " ".join(str(exc).split())[:200] or type(exc).__name__
             raise CheckpointError(f"checkpoint {self.path} does not fit this strategy ({reason}); "
                                   "delete it to start the run afresh") from None
-        state.set_rng_state(payload["rng"])
+        try:
+            state.set_rng_state(payload["rng"])
+        except Exception as exc:  # noqa: BLE001 - a malformed generator state fails in many ways
+            reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+            raise CheckpointError(f"checkpoint {self.path} has a malformed random-generator state ({reason}); "
+                                  "delete it to start the run afresh") from None
         return True
 
     def save(self, strategy, elapsed_s: float) -> bool:

@@ -17,12 +17,14 @@ Outputs in ``<out>/<study>/``: ``best_params.yaml`` (``params:`` that ``run --co
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from unicon_bench.errors import ConfigError
+from unicon_bench.fileio import SAFE_NAME, inside
 from unicon_bench.sweep.executors import ExecutorConfig, Outcome, run_jobs
 from unicon_bench.tune.study import (
     COSTS,
@@ -77,6 +79,9 @@ def build_spec(
         raise ConfigError(f"unknown second objective '{cost}'; use one of {', '.join(COSTS)}")
     if not 0.0 < validation < 1.0:
         raise ConfigError(f"--validation must be a fraction in (0, 1), got {validation}")
+    if study_name is not None and not re.match(SAFE_NAME, study_name):
+        raise ConfigError(f"--study-name {study_name!r}: a study name names the folder OUT/STUDY of its outputs; "
+                          "use letters, digits, '.', '_' and '-' (starting with a letter or digit)")
     if storage is None:
         Path(out).mkdir(parents=True, exist_ok=True)
         storage = f"sqlite:///{(Path(out) / 'optuna.db').resolve()}"
@@ -173,7 +178,7 @@ def run_tuning(spec: TuneSpec, trials: int, executor: ExecutorConfig | None = No
                 for t in mine if t.state == states.FAIL] + [f"job: {e}" for e in errors],
         total=len(finished(study)), best=describe_best(study),
     )
-    write_outputs(study, spec, Path(out) / spec.study_name, report)
+    write_outputs(study, spec, inside(out, spec.study_name), report)
     return report
 
 
