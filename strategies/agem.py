@@ -114,7 +114,6 @@ class AGEM(AvalancheStrategy):
     """
 
     family = "rehearsal"
-    compatible = {"domain", "task", "modality"}
     trainable = "all parameters, every experience"
     params = AGEMParams
 

@@ -143,7 +143,6 @@ class DER(AvalancheStrategy):
     """
 
     family = "rehearsal"
-    compatible = {"domain", "task", "modality"}
     trainable = "all parameters, every experience"
     params = DERParams
     template_cls = DERTemplate

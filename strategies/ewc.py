@@ -63,7 +63,6 @@ class EWC(AvalancheStrategy):
     """Elastic Weight Consolidation: a Fisher-weighted quadratic penalty anchors important weights."""
 
     family = "regularisation"
-    compatible = {"domain", "task", "modality"}
     trainable = "all parameters, every experience"
     params = EWCParams
 

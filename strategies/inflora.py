@@ -55,7 +55,6 @@ class InfLoRAParams(PeftParams):
 class InfLoRA(FoundationStrategy):
     """InfLoRA: one LoRA branch per task in a designed subspace orthogonal to earlier tasks' inputs."""
 
-    compatible = {"domain", "task", "modality"}
     trainable = "stage 0: all; then B of the task's LoRA branch + new heads/stems"
     family = "parameter-efficient"
     params = InfLoRAParams

@@ -87,7 +87,6 @@ class Joint(AvalancheStrategy):
     """Joint (cumulative) training on all experiences seen so far: the upper bound."""
 
     family = "bound"
-    compatible = {"domain", "task", "modality"}
     trainable = "all parameters, on all data seen so far"
     params = BaseParams
     template_cls = JointTemplate

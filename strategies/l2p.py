@@ -82,7 +82,6 @@ class L2PTemplate(TaskTemplate):
 class L2P(AvalancheStrategy):
     """L2P: a prompt pool picked by key matching on a frozen 3D ViT (MONAI), trained after stage 0."""
 
-    compatible = {"domain", "task", "modality"}
     trainable = "stage 0: all; then prompts, keys and heads"
     family = "parameter-efficient"
     params = L2PParams

@@ -43,7 +43,6 @@ class LwF(AvalancheStrategy):
     """
 
     family = "regularisation"
-    compatible = {"domain", "task", "modality"}
     trainable = "all parameters, every experience"
     params = LwFParams
 

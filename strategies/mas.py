@@ -102,7 +102,6 @@ class MAS(AvalancheStrategy):
     """
 
     family = "regularisation"
-    compatible = {"domain", "task", "modality"}
     trainable = "all parameters, every experience"
     params = MASParams
 

@@ -305,7 +305,6 @@ class MedCoSS(AvalancheStrategy):
     """
 
     family = "rehearsal"
-    compatible = {"domain", "task", "modality"}
     trainable = "all parameters, every experience"
     params = MedCoSSParams
     template_cls = MedCoSSTemplate

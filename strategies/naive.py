@@ -11,6 +11,5 @@ class Naive(AvalancheStrategy):
     """Sequential fine-tuning of the whole network, no protection against forgetting (lower bound)."""
 
     family = "bound"
-    compatible = {"domain", "task", "modality"}
     trainable = "all parameters, every experience"
     params = BaseParams

@@ -24,7 +24,6 @@ class Replay(AvalancheStrategy):
     """Rehearsal: every batch is joined by a batch of stored subjects from past experiences."""
 
     family = "rehearsal"
-    compatible = {"domain", "task", "modality"}
     trainable = "all parameters, every experience"
     params = ReplayParams
 

@@ -104,7 +104,6 @@ class RWalk(AvalancheStrategy):
     """
 
     family = "regularisation"
-    compatible = {"domain", "task", "modality"}
     trainable = "all parameters, every experience"
     params = RWalkParams
 

@@ -25,7 +25,6 @@ from unicon_bench.strategies._peft import FoundationStrategy, PeftParams
 class SeqLoRA(FoundationStrategy):
     """One LoRA on the frozen foundation model, fine-tuned sequentially (naive PEFT baseline)."""
 
-    compatible = {"domain", "task", "modality"}
     trainable = "stage 0: all; then one shared LoRA set + new heads/stems"
     family = "parameter-efficient"
     params = PeftParams

@@ -69,7 +69,6 @@ class SI(AvalancheStrategy):
     """
 
     family = "regularisation"
-    compatible = {"domain", "task", "modality"}
     trainable = "all parameters, every experience"
     params = SIParams
 

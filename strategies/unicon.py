@@ -63,7 +63,6 @@ class Unicon(FoundationStrategy):
     """UNICON: frozen foundation encoder + per-task LoRA/adapters, heads and modality stems."""
 
     family = "parameter-efficient"
-    compatible = {"domain", "task", "modality"}
     trainable = "stage 0: all; then LoRA/adapters + new heads/stems only"
     params = UniconParams
 

@@ -244,3 +244,153 @@ def test_a_missing_builtin_package_is_one_clear_error():
     registry = Registry("strategy", "unicon_bench.not_installed", "unicon_bench.none", "register_strategy")
     with pytest.raises(UniconBenchError, match=r"unicon_bench.not_installed cannot be found.*pip install -e \."):
         registry.names()
+
+
+# -- the one registry mechanism ------------------------------------------------------------------
+
+
+def test_one_registry_class_serves_strategies_backbones_and_scenarios():
+    from unicon_bench.models.backbones import BACKBONES
+    from unicon_bench.registry import Registry
+    from unicon_bench.scenario import SCENARIOS
+
+    assert type(STRATEGIES) is type(BACKBONES) is type(SCENARIOS) is Registry
+    assert STRATEGIES.entry("naive").target == "unicon_bench.strategies.naive:Naive"
+    assert BACKBONES.entry("unet").target == "unicon_bench.models.backbones:_unet"
+    assert {"unet", "swin_unetr", "vit", "segresnet", "resnet"} <= set(BACKBONES.names())
+    assert SCENARIOS.names() == BUILTIN_SCENARIOS
+    assert SCENARIOS.entry("unicon").path.name == "unicon.yaml" and SCENARIOS.entry("unicon").origin == "builtin"
+    with pytest.raises(UnknownNameError, match="unknown backbone 'vgg'; available: .*unet"):
+        BACKBONES.get("vgg")
+
+
+def test_builtin_table_names_every_decorated_strategy():
+    """``strategies/__init__.py``'s lazy table and the ``@register_strategy`` lines agree."""
+    import pkgutil
+
+    import unicon_bench.strategies as package
+    from unicon_bench.registry import _scan_module_source
+
+    declared = {}
+    for info in pkgutil.iter_modules(package.__path__):
+        module = f"unicon_bench.strategies.{info.name}"
+        source = (Path(info.module_finder.path) / f"{info.name}.py").read_text(encoding="utf-8")
+        for entry in _scan_module_source(source, module, "register_strategy", "builtin"):
+            declared[entry.name] = f"{module}:{entry.attr}"
+    assert declared == package.BUILTINS
+
+
+PARENT_MODULE = '''
+class Parent:
+    compatible = {"task"}
+    trainable = "heads only"
+'''
+
+CHILD_MODULE = '''
+"""Loaded only by ``get``."""
+from {parent} import Parent
+
+
+class Child(Parent):
+    """Child strategy: its parent's kinds and trainable policy."""
+
+    family = "bound"
+'''
+
+
+def test_lazy_entry_imports_nothing_until_get(tmp_path, monkeypatch):
+    import sys
+    import uuid
+
+    from unicon_bench.registry import Registry, describe_strategy
+
+    tag = uuid.uuid4().hex[:8]
+    parent, child = f"lazy_parent_{tag}", f"lazy_child_{tag}"
+    (tmp_path / f"{parent}.py").write_text(PARENT_MODULE)
+    (tmp_path / f"{child}.py").write_text(CHILD_MODULE.format(parent=parent))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry = Registry("strategy", "unicon_bench.strategies", "unicon_bench.none", "register_strategy",
+                        describe=describe_strategy, name_attr="name")
+    registry.register_lazy("child", f"{child}:Child")
+    try:
+        assert "child" in registry.names()
+        entry = registry.entry("child")
+        assert entry.summary == "Child strategy: its parent's kinds and trainable policy."
+        assert entry.compatible == ("task",) and entry.trainable == "heads only" and entry.family == "bound"
+        assert child not in sys.modules and parent not in sys.modules
+        cls = registry.get("child")
+        assert child in sys.modules and cls.__name__ == "Child" and cls.name == "child"
+        assert set(cls.compatible) == set(entry.compatible) and cls.trainable == entry.trainable
+        assert registry.get("child") is cls
+    finally:
+        sys.modules.pop(child, None)
+        sys.modules.pop(parent, None)
+
+
+def test_inherited_default_compatible_is_reported():
+    """``naive`` does not restate ``compatible``: ``ls`` reports the ``Strategy`` default."""
+    from unicon_bench.registry import STRATEGY_DEFAULTS
+    from unicon_bench.strategy import Strategy
+
+    source = Path(unicon_bench.strategies.__file__).with_name("naive.py").read_text(encoding="utf-8")
+    assert "compatible" not in source
+    default = tuple(sorted(STRATEGY_DEFAULTS["compatible"]))
+    assert STRATEGIES.entry("naive").compatible == default
+    assert tuple(sorted(Strategy.compatible)) == default and Strategy.trainable == STRATEGY_DEFAULTS["trainable"]
+    for name in ("naive", "unicon", "inflora"):  # unicon and inflora inherit through FoundationStrategy
+        assert STRATEGIES.entry(name).compatible == tuple(sorted(unicon_bench.get_strategy(name).compatible))
+    assert STRATEGIES.entry("packnet").compatible == ("modality", "task")
+
+
+def test_backbone_entry_point_is_found(tmp_path, monkeypatch):
+    """A package that declares ``unicon_bench.backbones`` entry points adds backbones; built-ins win."""
+    import sys
+
+    from unicon_bench.models.backbones import BACKBONES, backbone_options, build_backbone, list_backbones
+
+    dist = tmp_path / "fake_backbone-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-backbone\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        "[unicon_bench.backbones]\ntiny_unet = fake_backbone_mod:tiny_unet\nunet = fake_backbone_mod:tiny_unet\n")
+    (tmp_path / "fake_backbone_mod.py").write_text(
+        "from unicon_bench.models.backbones import build_backbone\n\n\n"
+        "def tiny_unet(shape=None, channels=(8, 16, 32, 64)):\n"
+        '    """A U-Net with fewer channels, from a plugin."""\n'
+        '    return build_backbone("unet", shape, {"channels": channels})\n'
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    BACKBONES.refresh()
+    try:
+        assert "tiny_unet" in list_backbones()
+        assert BACKBONES.entry("tiny_unet").origin == "plugin (fake-backbone)"
+        assert BACKBONES.entry("unet").origin == "builtin"
+        assert "fake_backbone_mod" not in sys.modules
+        assert backbone_options("tiny_unet") == {"channels": (8, 16, 32, 64)}
+        net = build_backbone("tiny_unet", (16, 16, 16), {"channels": (4, 8, 16, 32)})
+        assert net.backbone_name == "tiny_unet" and tuple(net.channels) == (4, 8, 16, 32)
+    finally:
+        BACKBONES.refresh()
+        BACKBONES._objects.pop("tiny_unet", None)
+        sys.modules.pop("fake_backbone_mod", None)
+
+
+def test_ls_strategies_imports_no_torch():
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from unicon_bench.cli import main\n"
+        "sys.argv = ['unicon-bench', 'ls', 'strategies']\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        "heavy = [m for m in sys.modules if m.split('.')[0] in ('torch', 'avalanche', 'monai')\n"
+        "         or m.startswith('unicon_bench.strategies.')]\n"
+        "print('HEAVY', sorted(heavy))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "COLUMNS": "200"})
+    assert proc.returncode == 0, proc.stderr
+    assert "naive" in proc.stdout and "packnet" in proc.stdout
+    assert "HEAVY []" in proc.stdout

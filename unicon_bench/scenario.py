@@ -10,8 +10,6 @@ files). Built-in names take precedence over plugin names.
 from __future__ import annotations
 
 import os
-from importlib import resources
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -19,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_val
 
 from unicon_bench.errors import UnknownNameError
 from unicon_bench.fileio import read_yaml_mapping, validate
+from unicon_bench.registry import Registry
 
 TaskKind = Literal["segmentation", "classification", "prognosis"]
 Modality = Literal["CT", "PET"]
@@ -209,40 +208,22 @@ def load_scenario_file(path: str | Path) -> ScenarioSpec:
     return spec
 
 
-def _builtin_files() -> dict[str, Path]:
-    root = resources.files("unicon_bench.scenarios")
-    return {Path(str(f)).stem: Path(str(f)) for f in root.iterdir() if str(f).endswith(".yaml")}
-
-
-def _plugin_files() -> dict[str, Path]:
-    found: dict[str, Path] = {}
-    for ep in entry_points(group="unicon_bench.scenarios"):
-        try:
-            root = resources.files(ep.value)
-        except (ModuleNotFoundError, TypeError):
-            continue
-        for f in root.iterdir():
-            if str(f).endswith((".yaml", ".yml")):
-                found[Path(str(f)).stem] = Path(str(f))
-    return found
-
-
-def _all_files() -> dict[str, Path]:
-    return {**_plugin_files(), **_builtin_files()}
+# The scenario registry: the YAML files of ``unicon_bench.scenarios`` and of the packages the
+# ``unicon_bench.scenarios`` entry points name, found through the one ``Registry`` (built-ins win).
+SCENARIOS = Registry("scenario", "unicon_bench.scenarios", "unicon_bench.scenarios", files=(".yaml", ".yml"))
 
 
 def list_scenarios() -> list[str]:
     """Names of the built-in and plugin scenarios."""
-    return sorted(_all_files())
+    return SCENARIOS.names()
 
 
 def get_scenario(name_or_path: str | Path) -> ScenarioSpec:
     """A scenario by registered name, or from a path to a YAML file."""
-    files = _all_files()
     key = str(name_or_path)
-    if key in files:
-        return load_scenario_file(files[key])
+    if key in SCENARIOS:
+        return load_scenario_file(SCENARIOS.get(key))
     path = Path(key)
     if path.suffix in (".yaml", ".yml") or path.exists():
         return load_scenario_file(path)
-    raise UnknownNameError("scenario", key, sorted(files))
+    raise UnknownNameError("scenario", key, SCENARIOS.names())

@@ -13,7 +13,8 @@ segmentation decoder walks the list back up). Besides ``forward`` a backbone has
 
 Built-ins: ``unet`` (the model zoo's residual 3D U-Net encoder, the default), ``swin_unetr``
 (MONAI SwinUNETR's Swin transformer and encoder blocks), ``vit`` (MONAI ViT with UNETR's encoder
-blocks), ``segresnet`` (MONAI SegResNet's encoder) and ``resnet`` (MONAI's 3D ResNet). The foreign
+blocks), ``segresnet`` (MONAI SegResNet's encoder) and ``resnet`` (MONAI's 3D ResNet), registered
+in the one ``Registry`` with ``@register_backbone`` (plugins: group ``unicon_bench.backbones``). The foreign
 backbones keep MONAI's module names, so the corresponding MONAI checkpoints load by key (their decoder
 keys, which the backbone lacks, are reported as unexpected). Default sizes are tiny so that 16^3 and
 32^3 runs stay fast on a CPU; ``backbone_options`` sets any builder argument (e.g. SwinUNETR's
@@ -26,6 +27,7 @@ segmentation decoder is a UNETR-style ``PyramidDecoder``.
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -34,7 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unicon_bench.errors import ConfigError
+from unicon_bench.errors import ConfigError, UnknownNameError
+from unicon_bench.registry import Registry
 
 DEFAULT = "unet"
 
@@ -51,28 +54,44 @@ class BackboneInfo:
     defaults: dict[str, Any]
 
 
-BACKBONES: dict[str, BackboneInfo] = {}
+# Built-ins as "module:object" entries of the one ``Registry`` (``unicon_bench.registry``); plugins come
+# from the entry-point group ``unicon_bench.backbones`` (``name = "pkg.module:builder"``).
+BUILTINS = {"unet": "unicon_bench.models.backbones:_unet", "swin_unetr": "unicon_bench.models.backbones:_swin",
+            "vit": "unicon_bench.models.backbones:_vit", "segresnet": "unicon_bench.models.backbones:_segresnet",
+            "resnet": "unicon_bench.models.backbones:_resnet"}
+BACKBONES = Registry("backbone", __name__, "unicon_bench.backbones", "register_backbone")
 
 
 def register_backbone(name: str, summary: str, **defaults: Any):
     """Register ``builder(shape, **options)`` under ``name`` with its default options."""
 
     def deco(builder):
-        BACKBONES[name] = BackboneInfo(name, summary, builder, defaults)
-        return builder
+        builder.summary, builder.defaults = summary, defaults
+        return BACKBONES.register(name)(builder)
 
     return deco
 
 
 def list_backbones() -> list[str]:
-    return sorted(BACKBONES)
+    return BACKBONES.names()
+
+
+def backbone_info(name: str) -> BackboneInfo:
+    """The builder of backbone ``name`` (imported on first use) with its summary and default options."""
+    try:
+        builder = BACKBONES.get(name)
+    except UnknownNameError:
+        raise BackboneError(f"unknown backbone '{name}'; available: {', '.join(list_backbones())}") from None
+    defaults = getattr(builder, "defaults", None)
+    if defaults is None:  # a plugin builder without @register_backbone: its keyword defaults
+        defaults = {p.name: p.default for p in inspect.signature(builder).parameters.values()
+                    if p.name != "shape" and p.default is not inspect.Parameter.empty}
+    return BackboneInfo(name, getattr(builder, "summary", "") or (builder.__doc__ or "").strip(), builder, defaults)
 
 
 def backbone_options(name: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
     """The full option set of ``name``: its defaults updated by ``options`` (unknown keys are an error)."""
-    if name not in BACKBONES:
-        raise BackboneError(f"unknown backbone '{name}'; available: {', '.join(list_backbones())}")
-    info = BACKBONES[name]
+    info = backbone_info(name)
     unknown = sorted(set(options or {}) - set(info.defaults))
     if unknown:
         raise BackboneError(
@@ -85,7 +104,7 @@ def build_backbone(name: str = DEFAULT, shape: tuple[int, ...] | None = None, op
     """Build backbone ``name`` for volumes of ``shape`` (checked when given)."""
     opts = backbone_options(name, options)
     try:
-        net = BACKBONES[name].builder(shape=tuple(shape) if shape else None, **opts)
+        net = backbone_info(name).builder(shape=tuple(shape) if shape else None, **opts)
     except (TypeError, ValueError, AssertionError) as exc:
         raise BackboneError(f"backbone '{name}' cannot be built with {opts}: {exc}") from None
     net.backbone_name, net.backbone_options = name, opts

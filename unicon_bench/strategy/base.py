@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from unicon_bench.data.streams import Stream
+from unicon_bench.registry import STRATEGY_DEFAULTS
 from unicon_bench.strategy.params import BaseParams
 
 
@@ -37,10 +38,10 @@ class Strategy:
     """What the harness drives. Subclasses register with ``@register_strategy``."""
 
     name: ClassVar[str] = ""
-    # One of ``registry.FAMILIES``; declare it in the class body: ``ls`` reads it from the source.
-    family: ClassVar[str] = ""
-    compatible: ClassVar[set[str]] = {"domain", "task", "modality"}
-    trainable: ClassVar[str] = "all"
+    # ``ls`` reads these from the class body (as literals), a parent's, or these defaults (one home).
+    family: ClassVar[str] = STRATEGY_DEFAULTS["family"]  # one of ``registry.FAMILIES``
+    compatible: ClassVar[set[str]] = set(STRATEGY_DEFAULTS["compatible"])
+    trainable: ClassVar[str] = STRATEGY_DEFAULTS["trainable"]
     params: ClassVar[type[BaseParams]] = BaseParams
 
     def __init__(self, params: BaseParams, stream: Stream, device: str = "cpu"):
