@@ -29,8 +29,62 @@ class StudyError(ValueError):
         super().__init__(f"{path}: {message}")
 
 
+# The largest volume read: 2**30 voxels (4 GiB as float32; a 512 x 512 x 4096 CT). A header that
+# claims more is refused before any voxel is read (a 75-byte file can claim terabytes).
+MAX_VOXELS = 2**30
+
+
+def _regular(path: Path) -> None:
+    """Refuse what is not a regular file (a FIFO would block the reader forever, a device never end)."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise StudyError(path, f"cannot read: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(mode):
+        raise StudyError(path, "not a regular file (a pipe, device or socket cannot be a volume)")
+
+
+def _check_size(path: Path, shape, what: str) -> None:
+    voxels = math.prod(int(s) for s in shape)
+    if voxels > MAX_VOXELS:
+        raise StudyError(path, f"{what} claims {' x '.join(str(int(s)) for s in shape)} = {voxels:,} voxels, more than the "
+                               f"{MAX_VOXELS:,} a volume may have; refused before reading")
+
+
+def check_volume_header(path: Path) -> None:
+    """Refuse non-regular files and volumes whose header claims more than ``MAX_VOXELS``, reading headers only."""
+    if is_nifti(path):
+        import nibabel as nib
+
+        _regular(path)
+        try:
+            header = nib.load(str(path)).header  # the image data is not read
+        except Exception as exc:  # noqa: BLE001 - nibabel and gzip raise many kinds for a damaged header
+            raise StudyError(path, f"cannot read the NIfTI header: {type(exc).__name__}: {exc}"[:400]) from None
+        _check_size(path, header.get_data_shape(), "the NIfTI header")
+        return
+    files = sorted(p for p in path.iterdir()) if path.is_dir() else [path]
+    for f in files:
+        _regular(f)
+    if not files:
+        raise StudyError(path, "an empty DICOM folder")
+    import pydicom
+
+    for f in files:  # the first slice with an image header sizes the series (the reader judges the rest)
+        try:
+            ds = pydicom.dcmread(str(f), stop_before_pixels=True)
+            shape = (int(ds.Rows), int(ds.Columns), int(ds.get("NumberOfFrames", 1) or 1) * len(files))
+        except Exception:  # noqa: BLE001 - not an image slice (DICOMDIR, a note, a damaged file)
+            continue
+        _check_size(path, shape, "the DICOM series")
+        return
+
+
 def load_volume(path: Path):
     """The volume at ``path`` as a channel-first MONAI MetaTensor (affine in RAS world coordinates)."""
+    check_volume_header(path)
     from monai.data import NibabelReader, PydicomReader
     from monai.transforms import LoadImage
 
