@@ -20,6 +20,7 @@ from unicon_bench.analysis.aggregate import (
     LeaderboardError,
     aggregate,
     column_label,
+    column_precision,
     higher_is_better,
     load_results,
 )
@@ -39,15 +40,11 @@ def load_boards(results_dir: str | Path) -> tuple[list[Board], list[str]]:
     return aggregate(results), problems
 
 
-def _digits(col: str) -> int:
-    return {"wall_time_s": 1, "peak_rss_mb": 0, "buffer_mb": 2}.get(col, 3)
-
-
 def format_cell(col: str, cell: dict) -> str:
     """``mean ± CI half-width``; the mean alone for one seed; an en dash if undefined."""
     if cell["mean"] is None:
         return "–"
-    d = _digits(col)
+    d = column_precision(col)
     if cell["lo"] is None:
         return f"{cell['mean']:.{d}f}"
     return f"{cell['mean']:.{d}f} ± {(cell['hi'] - cell['lo']) / 2:.{d}f}"
@@ -56,7 +53,7 @@ def format_cell(col: str, cell: dict) -> str:
 def _cell_title(col: str, cell: dict) -> str:
     if cell["mean"] is None:
         return "undefined"
-    d = _digits(col) + 1
+    d = column_precision(col) + 1
     ci = f"95% CI [{cell['lo']:.{d}f}, {cell['hi']:.{d}f}]" if cell["lo"] is not None else "CI undefined (one seed)"
     mark = "; best" if cell["best"] else ("; not significantly different from the best" if cell["tied"] else "")
     return f"n={cell['n']}, {ci}{mark}"

@@ -40,15 +40,16 @@ from unicon_bench.analysis.aggregate import (
     metric_column,
     split_column,
 )
+from unicon_bench.metrics.columns import COLUMNS
 from unicon_bench.metrics.registry import METRICS, get_metric, split_key
 from unicon_bench.results import atomic_write_text
 
 BASELINE_SCHEMA_VERSION = 1
-# Absolute tolerances. Quick runs score 8-12 evaluation subjects: one rank swap moves an AUC or a
-# C-index by 0.02-0.06, and a few voxels move a quick Dice by a few hundredths.
-# Other metrics: the registry's tolerance, in the metric's unit (HD95 1 mm, volumes 0.5 ml...).
-DEFAULT_TOLERANCES = {"final_average": 0.05, "bwt": 0.05, **{m.name: m.tolerance for m in METRICS.values()}}
-SUMMARY_ROWS = ("final_average", "bwt")
+# Absolute tolerances: the summary columns' from the column table (final average and BWT), every
+# metric's from the metric registry, in the metric's unit (HD95 1 mm, volumes 0.5 ml...).
+DEFAULT_TOLERANCES = {**{c.name: c.tolerance for c in COLUMNS.values() if c.tolerance is not None},
+                      **{m.name: m.tolerance for m in METRICS.values()}}
+SUMMARY_ROWS = tuple(c.name for c in COLUMNS.values() if c.tolerance is not None)  # gated by default
 ENV_KEYS = ("python", "torch", "avalanche", "monai", "platform", "device", "threads", "deterministic")
 FAILING = ("regressed", "missing", "undefined")
 EPS = 1e-12  # deltas equal to the allowed drop, up to float rounding, pass

@@ -19,19 +19,17 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from unicon_bench.errors import UniconBenchError
+from unicon_bench.metrics.columns import COLUMNS, columns_of, precision
 from unicon_bench.metrics.registry import higher_is_better as registry_higher_is_better
 from unicon_bench.results import ResultError, RunResult, find_results, read_result
 
 CONFIDENCE = 0.95
 ALPHA = 0.05
-SCORES = ("final_average", "bwt", "fwt", "forgetting", "plasticity")
-COSTS = ("trainable_share", "trainable_share_max", "wall_time_s", "peak_rss_mb", "buffer_mb")
-LOWER_IS_BETTER = frozenset({"forgetting", *COSTS})
-LABELS = {
-    "final_average": "final avg", "bwt": "BWT", "fwt": "FWT", "forgetting": "forgetting",
-    "plasticity": "plasticity", "trainable_share": "mean trainable share", "trainable_share_max": "max trainable share",
-    "wall_time_s": "wall time (s)", "peak_rss_mb": "peak RSS (MB)", "buffer_mb": "buffer (MB)",
-}
+# The summary and cost columns, their labels and directions: the one table in metrics.columns.
+SCORES = columns_of("score")
+COSTS = columns_of("cost")
+LOWER_IS_BETTER = frozenset(c.name for c in COLUMNS.values() if not c.higher_is_better)
+LABELS = {c.name: c.label for c in COLUMNS.values()}
 EXP_PREFIX = "final:"
 PARADIGMS = {"specialized": "specialized", "joint": "joint"}  # everything else is "continual" (arXiv 2303.06580)
 
@@ -63,12 +61,20 @@ def column_label(col: str) -> str:
     return f"final {exp}" if key is None else f"final {exp} {key}"
 
 
+def column_precision(col: str) -> int:
+    """Decimals the leaderboard shows for a column (the column table's; metric columns: 3)."""
+    return precision(col)
+
+
 def higher_is_better(col: str) -> bool:
-    """Direction of a column: the registry's for metric columns (a lower HD95 is better)."""
+    """Direction of a column: the metric registry's for metric columns (a lower HD95 is better), the
+    column table's for summary and cost columns."""
     if col.startswith(EXP_PREFIX):
         key = split_column(col)[1]
         return True if key is None else registry_higher_is_better(key)
-    return col not in LOWER_IS_BETTER
+    if col not in COLUMNS:
+        raise KeyError(f"column {col!r} has no registered direction (unicon_bench.metrics.columns)")
+    return COLUMNS[col].higher_is_better
 
 
 def _finite(values: Iterable[Any]) -> list[float]:
