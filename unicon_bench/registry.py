@@ -81,7 +81,7 @@ class Entry:
 def _literal(node: ast.AST) -> Any:
     try:
         return ast.literal_eval(node)
-    except ValueError:
+    except (ValueError, TypeError, SyntaxError, RecursionError):
         return None
 
 
@@ -256,8 +256,9 @@ class Registry:
         self._lazy[name] = self._entry_for(name, target, origin)
 
     def refresh(self) -> None:
-        """Forget what was discovered (e.g. after installing a plugin into this process)."""
+        """Forget what was discovered and read (e.g. after installing a plugin into this process)."""
         self._entries = None
+        _parsed.cache_clear()
 
     def _entry_for(self, name: str, target: str, origin: str) -> Entry:
         module, _, attr = target.partition(":")
