@@ -41,6 +41,8 @@ class PeftParams(BaseParams):
         super().__post_init__()
         if self.lora_rank < 1:
             raise ValueError(f"lora_rank must be >= 1, got {self.lora_rank}")
+        if not self.lora_alpha > 0:
+            raise ValueError(f"lora_alpha must be positive, got {self.lora_alpha}")
         if not self.peft_lr_scale > 0:
             raise ValueError(f"peft_lr_scale must be positive, got {self.peft_lr_scale}")
 

@@ -25,6 +25,13 @@ class EWCParams(BaseParams):
         "mode": ("categorical", ["separate", "online"]),
     }
 
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.ewc_lambda >= 0:
+            raise ValueError(f"ewc_lambda must be >= 0, got {self.ewc_lambda}")
+        if not 0 <= self.decay_factor <= 1:
+            raise ValueError(f"decay_factor must be in [0, 1], got {self.decay_factor}")
+
 
 class TaskAwareEWCPlugin(EWCPlugin):
     """EWCPlugin whose Fisher estimate uses the task-aware loss (masks, labels, survival).

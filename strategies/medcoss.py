@@ -46,6 +46,14 @@ class MedCoSSParams(BaseParams):
         "distill_weight": ("float_log", 0.1, 10.0),
     }
 
+    def __post_init__(self):
+        super().__post_init__()
+        for name in ("buffer_ratio", "cluster_ratio"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)}")
+        if not self.distill_weight >= 0:
+            raise ValueError(f"distill_weight must be >= 0, got {self.distill_weight}")
+
 
 # -- k-means rehearsal selection ---------------------------------------------------------------------
 

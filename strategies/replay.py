@@ -18,6 +18,11 @@ class ReplayParams(BaseParams):
 
     search_space: ClassVar[SearchSpace] = {**BaseParams.search_space, "mem_size": ("int_log", 4, 64)}
 
+    def __post_init__(self):
+        super().__post_init__()
+        if self.mem_size < 1:
+            raise ValueError(f"mem_size must be >= 1, got {self.mem_size}")
+
 
 @register_strategy("replay")
 class Replay(AvalancheStrategy):

@@ -57,6 +57,11 @@ class UniconParams(PeftParams):
     peft: Literal["lora", "adapter"] = "lora"
     adapter_reduction: int = 4
 
+    def __post_init__(self):
+        super().__post_init__()
+        if self.adapter_reduction < 1:
+            raise ValueError(f"adapter_reduction must be >= 1, got {self.adapter_reduction}")
+
 
 @register_strategy("unicon")
 class Unicon(FoundationStrategy):

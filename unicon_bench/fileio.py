@@ -1,7 +1,8 @@
 """Reading user files safely, writing files atomically, and escaping user text for Markdown files.
 
-Readers: YAML mappings (``yaml.safe_load``), JSON and pydantic validation, each failure one clear
-error. Writers: a temporary file in the destination folder, flushed to disk, then renamed over the
+Readers: YAML (``load_yaml``, the one YAML loader: safe tags only, alias expansion bounded), JSON and
+pydantic validation, each failure one clear error; ``Int`` is an integer field that refuses booleans.
+Writers: a temporary file in the destination folder, flushed to disk, then renamed over the
 destination, so a reader (or a run killed mid-write) never sees half a file.
 """
 
@@ -11,24 +12,80 @@ import errno
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, IO
+from typing import Annotated, Any, Callable, IO
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, BeforeValidator, ValidationError
+from pydantic_core import PydanticCustomError
 
 from unicon_bench.errors import ConfigError, UniconBenchError
 
 
+# Values an alias may add to a document beyond those written in it: enough for shared blocks of
+# parameters, far below what a "billion laughs" document (9 nested aliases of 9) expands to.
+MAX_ALIAS_EXPANSION = 10_000
+MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit: every seed (run, suite, data) lies in 0..MAX_SEED
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a document whose aliases expand past ``MAX_ALIAS_EXPANSION``
+    values (or refer to themselves) before anything is constructed."""
+
+    def construct_document(self, node):
+        _check_expansion(node)
+        return super().construct_document(node)
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    size: dict[int, int] = {}  # expanded value count of each node seen (aliases share the node)
+    stack, open_ = [(root, False)], set()
+    while stack:
+        node, done = stack.pop()
+        children = [] if isinstance(node, yaml.ScalarNode) else (
+            [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else node.value)
+        if done:
+            open_.discard(id(node))
+            size[id(node)] = 1 + sum(size[id(c)] for c in children)
+            continue
+        if id(node) in size:
+            continue
+        if id(node) in open_:
+            raise yaml.YAMLError("a recursive alias (an anchor used inside itself) is refused")
+        open_.add(id(node))
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in size)
+    if size[id(root)] - len(size) > MAX_ALIAS_EXPANSION:
+        raise yaml.YAMLError(f"aliases expand it by {size[id(root)] - len(size)} values, more than the "
+                             f"{MAX_ALIAS_EXPANSION} allowed (a YAML alias bomb?)")
+
+
+def load_yaml(text: str, where: str, error: type[UniconBenchError] = ConfigError) -> Any:
+    """Parse YAML text with the one loader of the package (safe tags, aliases expanding to at most
+    ``MAX_ALIAS_EXPANSION`` values); any problem is one ``error`` starting with ``where``."""
+    try:
+        return yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as exc:
+        raise error(" ".join(f"{where}: {exc}".split())) from None
+    except RecursionError:
+        raise error(f"{where}: nested too deeply") from None
+    except (ValueError, OverflowError) as exc:  # e.g. a timestamp like 2001-02-30
+        raise error(f"{where}: {exc}") from None
+
+
+def _no_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise PydanticCustomError("int_not_bool", "Input should be an integer, not a boolean")
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_no_bool)]  # pydantic's int would take true as 1
+
+
 def read_yaml_mapping(path: str | Path, what: str, hint: str = "") -> dict[str, Any]:
-    """``yaml.safe_load`` a file that must hold a mapping; errors name the file and the problem."""
+    """``load_yaml`` a file that must hold a mapping; errors name the file and the problem."""
     path = Path(path)
     text = read_text(path, what, ConfigError, f"cannot read {what} file {path}")
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(" ".join(f"malformed {what} YAML {path}: {exc}".split())) from None
-    except RecursionError:
-        raise ConfigError(f"malformed {what} YAML {path}: nested too deeply") from None
+    raw = load_yaml(text, f"malformed {what} YAML {path}")
     if raw is None and what == "config":
         return {}
     if not isinstance(raw, dict):

@@ -10,13 +10,14 @@ files). Built-in names take precedence over plugin names.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from unicon_bench.errors import UnknownNameError
-from unicon_bench.fileio import read_yaml_mapping, validate
+from unicon_bench.fileio import MAX_SEED, SAFE_NAME, Int, read_yaml_mapping, validate
 from unicon_bench.registry import Registry
 
 TaskKind = Literal["segmentation", "classification", "prognosis"]
@@ -24,7 +25,23 @@ Modality = Literal["CT", "PET"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Numbers are finite (.inf/.nan refused) and integers are not booleans (``Int``): checked here, at load.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+_NET_STRIDE = 16  # the model zoo's network halves the resolution four times
+MAX_SIDE = 512  # voxels per side: a 512^3 float32 volume is 512 MiB, and a cohort holds many
+MAX_SUBJECTS = 100_000  # phantoms generated per experience and split
+
+
+def _check_size(size: tuple[int, int, int]) -> tuple[int, int, int]:
+    if any(s < _NET_STRIDE or s % _NET_STRIDE or s > MAX_SIDE for s in size):
+        raise ValueError(f"sides must be multiples of {_NET_STRIDE} (the network halves 4 times) and at most "
+                         f"{MAX_SIDE} voxels (a {MAX_SIDE}^3 volume is 512 MiB), got {size}")
+    return size
+
+
+Shape = Annotated[tuple[Int, Int, Int], AfterValidator(_check_size)]
 
 
 class ExperienceSpec(_Strict):
@@ -34,8 +51,8 @@ class ExperienceSpec(_Strict):
     modality: Modality
     task: TaskKind
     site: str = "A"
-    n_train: int | None = Field(None, gt=0, description="overrides data.n_train")
-    n_eval: int | None = Field(None, gt=0, description="overrides data.n_eval")
+    n_train: Int | None = Field(None, gt=0, le=MAX_SUBJECTS, description="overrides data.n_train")
+    n_eval: Int | None = Field(None, gt=0, le=MAX_SUBJECTS, description="overrides data.n_eval")
     with_ct: bool = Field(False, description="PET samples also carry the co-registered CT (2nd channel)")
     where: dict[str, str | int | float | list[str | int | float]] = Field(
         default_factory=dict, description="manifest source: keep rows whose column equals the value (or one of them)"
@@ -55,16 +72,13 @@ class ExperienceSpec(_Strict):
 
 class DataSpec(_Strict):
     source: Literal["phantom"] = "phantom"
-    n_train: int = Field(48, gt=0)
-    n_eval: int = Field(16, gt=0)
-    shape: tuple[int, int, int] = (32, 32, 32)
-    seed: int = 0
+    n_train: Int = Field(48, gt=0, le=MAX_SUBJECTS)
+    n_eval: Int = Field(16, gt=0, le=MAX_SUBJECTS)
+    shape: Shape = (32, 32, 32)
+    seed: Int = Field(0, ge=0, le=MAX_SEED)
 
     def quick(self, q: "QuickSpec") -> "DataSpec":
         return self.model_copy(update={"n_train": q.n_train, "n_eval": q.n_eval, "shape": q.shape})
-
-
-_NET_STRIDE = 16  # the model zoo's network halves the resolution four times
 
 
 class ManifestDataSpec(_Strict):
@@ -72,28 +86,24 @@ class ManifestDataSpec(_Strict):
 
     source: Literal["manifest"]
     manifest: str = Field(description="CSV path, relative to the scenario file's folder or absolute")
-    n_train: int | None = Field(None, gt=0, description="at most this many train rows per experience (none: all)")
-    n_eval: int | None = Field(None, gt=0, description="at most this many eval rows per experience (none: all)")
-    shape: tuple[int, int, int] = Field((32, 32, 32), description="crop/pad target (voxels, after resampling)")
+    n_train: Int | None = Field(None, gt=0, description="at most this many train rows per experience (none: all)")
+    n_eval: Int | None = Field(None, gt=0, description="at most this many eval rows per experience (none: all)")
+    shape: Shape = Field((32, 32, 32), description="crop/pad target (voxels, after resampling)")
     spacing: tuple[float, float, float] | None = Field(None, description="target voxel size in mm (none: keep)")
     orientation: str = "RAS"
     crop: Literal["body", "lesion", "none"] = "body"
     ct_window: tuple[float, float] = (-1000.0, 400.0)
     pet_max_suv: float = Field(10.0, gt=0)
     nifti_pet_units: Literal["suv", "bqml"] = "suv"
-    foreground_labels: list[int] | None = Field(None, description="label values that count as lesion (none: > 0)")
-    patch: tuple[int, int, int] | None = Field(None, description="train segmentation on patches of this size")
+    foreground_labels: list[Int] | None = Field(None, description="label values that count as lesion (none: > 0)")
+    patch: Shape | None = Field(None, description="train segmentation on patches of this size")
     pos_neg: tuple[float, float] = (1.0, 1.0)
     sw_overlap: float = Field(0.25, ge=0, lt=1)
     cache: bool = True
-    seed: int = 0
+    seed: Int = Field(0, ge=0, le=MAX_SEED)
 
     @model_validator(mode="after")
     def _sizes(self) -> "ManifestDataSpec":
-        for name in ("shape", "patch"):
-            size = getattr(self, name)
-            if size is not None and any(s < _NET_STRIDE or s % _NET_STRIDE for s in size):
-                raise ValueError(f"{name} must be multiples of {_NET_STRIDE} (the network halves 4 times), got {size}")
         if self.patch is not None and any(p > s for p, s in zip(self.patch, self.shape)):
             raise ValueError(f"patch {self.patch} is larger than shape {self.shape}")
         if self.ct_window[0] >= self.ct_window[1]:
@@ -120,19 +130,19 @@ AnyDataSpec = Annotated[
 class TrainSpec(_Strict):
     """Training budget shared by every strategy on this scenario (fairness)."""
 
-    epochs: int = Field(30, gt=0)
-    batch_size: int = Field(4, gt=0)
+    epochs: Int = Field(30, gt=0)
+    batch_size: Int = Field(4, gt=0)
     lr: float = Field(1e-3, gt=0)
-    eval_batch_size: int = Field(8, gt=0)
+    eval_batch_size: Int = Field(8, gt=0)
 
 
 class QuickSpec(_Strict):
     """Overrides applied by ``--quick``: tiny volumes and few epochs for smoke tests and CI."""
 
-    n_train: int = 8
-    n_eval: int = 8
-    shape: tuple[int, int, int] = (16, 16, 16)
-    epochs: int = 2
+    n_train: Int = Field(8, gt=0, le=MAX_SUBJECTS)
+    n_eval: Int = Field(8, gt=0, le=MAX_SUBJECTS)
+    shape: Shape = (16, 16, 16)
+    epochs: Int = Field(2, gt=0)
 
 
 class EvaluationSpec(_Strict):
@@ -143,12 +153,12 @@ class EvaluationSpec(_Strict):
     horizons: list[float] | None = Field(
         None, min_length=1, description="survival horizons of the time-dependent AUC (the time unit of the data, "
         "months for the phantoms); default: quartiles of the training split's event times")
-    breslow_subjects: int | None = Field(
+    breslow_subjects: Int | None = Field(
         16, ge=2, description="training subjects (the first ones of the split) whose predicted risks fit the Breslow "
         "baseline hazard of the integrated Brier score; null: the whole training split (one more prediction of it "
         "per evaluation)")
     threshold: float = Field(0.5, gt=0, lt=1, description="probability threshold of the balanced accuracy")
-    ece_bins: int = Field(10, ge=1, description="equal-width bins of the expected calibration error")
+    ece_bins: Int = Field(10, ge=1, description="equal-width bins of the expected calibration error")
     extra_metrics: Literal["seen", "all", "none"] = Field(
         "seen", description="where the metrics beside the primary one are computed: 'seen', every experience the "
         "model has been trained on (trained_upto >= evaluated_on; the untrained model's row and experiences not "
@@ -162,8 +172,8 @@ class EvaluationSpec(_Strict):
 
 
 class ScenarioSpec(_Strict):
-    name: str
-    version: int = Field(ge=1)
+    name: str = Field(description="names the scenario's folders in the output: " + SAFE_NAME)
+    version: Int = Field(ge=1)
     kind: Literal["domain", "task", "modality"]
     description: str
     task_identity_at_test: bool
@@ -173,6 +183,14 @@ class ScenarioSpec(_Strict):
     train: TrainSpec = TrainSpec()
     quick: QuickSpec = QuickSpec()
     evaluation: EvaluationSpec = EvaluationSpec()
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, name: str) -> str:
+        if not re.fullmatch(SAFE_NAME, name):
+            raise ValueError(f"must be a folder name of at most 128 characters: a letter or digit, then letters, "
+                             f"digits, '.', '_' or '-' ([A-Za-z0-9][A-Za-z0-9._-]*), got {name!r}")
+        return name
 
     @model_validator(mode="after")
     def _check(self) -> "ScenarioSpec":

@@ -22,7 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from unicon_bench.data.manifest import MODALITIES, ManifestError
+from unicon_bench.fileio import validate
 
 FORMATS = ("autopet", "hecktor", "msd")
 
@@ -138,6 +141,25 @@ def index_hecktor(root: Path, clinical_csvs: list[Path] | None = None) -> Index:
     return out
 
 
+_PATH = r"^[^\x00]+$"  # a relative or absolute path, no NUL byte
+
+
+class _MSDPair(BaseModel):
+    image: str = Field(pattern=_PATH)
+    label: str = Field(pattern=_PATH)
+
+
+class MSDTask(BaseModel):
+    """The fields of an MSD ``dataset.json`` the index reads (others are ignored)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str | None = None
+    modality: dict[str, str] | str = Field(default_factory=dict)
+    training: list[_MSDPair]
+    test: list[Any] = Field(default_factory=list)
+
+
 def index_msd(root: Path) -> Index:
     out = Index()
     files = [root / "dataset.json"] if (root / "dataset.json").is_file() else sorted(root.glob("*/dataset.json"))
@@ -145,21 +167,22 @@ def index_msd(root: Path) -> Index:
         raise ManifestError(f"no Medical Segmentation Decathlon dataset.json in {root} or its sub-folders")
     for path in files:
         try:
-            meta = json.loads(path.read_text(encoding="utf-8"))
-            modality, training = meta.get("modality", {}), meta["training"]
-        except (OSError, ValueError, KeyError, AttributeError) as exc:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError) as exc:
             raise ManifestError(f"{path}: not an MSD dataset.json ({type(exc).__name__}: {exc})") from None
+        meta = validate(MSDTask, raw, f"{path}: not an MSD dataset.json", ManifestError)
+        modality = meta.modality
         channels = list(modality.values()) if isinstance(modality, dict) else [modality]
         if len(channels) != 1 or str(channels[0]).upper() not in MODALITIES:
             raise ManifestError(f"{path}: modality {channels} is not one CT or PET channel; only CT/PET tasks are supported")
-        site = str(meta.get("name", path.parent.name))
-        for pair in training:
-            image, label = path.parent / pair["image"], path.parent / pair["label"]
+        site = meta.name if meta.name is not None else path.parent.name
+        for pair in meta.training:
+            image, label = path.parent / pair.image, path.parent / pair.label
             subject = re.sub(r"\.nii(\.gz)?$", "", image.name)
             out.records.append({"subject_id": subject, "modality": MODALITIES[str(channels[0]).upper()],
                                 "image": image.resolve(), "label": label.resolve(), "site": site})
-        if meta.get("test"):
-            out.notes.append(f"{path}: {len(meta['test'])} unlabelled test image(s) left out")
+        if meta.test:
+            out.notes.append(f"{path}: {len(meta.test)} unlabelled test image(s) left out")
     if not out.records:
         raise ManifestError(f"no training pairs listed in {', '.join(map(str, files))}")
     return out

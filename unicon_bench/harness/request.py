@@ -3,22 +3,22 @@
 ``resolve`` turns names and raw values (a strategy name, a scenario name or file, a params YAML,
 ``--set key=value`` overrides) into a frozen ``RunRequest``: the strategy class, the scenario spec
 (its quick version if asked), the strategy's params dataclass, the seed, the device. Parameter values
-are coerced to the dataclass field's declared type; unknown keys, values of the wrong type and
+are coerced to the dataclass field's declared type; unknown keys, values of the wrong type (a boolean
+for a number), non-finite floats, a seed outside 0..2**32-1, a cache folder that is a file and
 strategies that do not support the scenario's kind are one clear ``UniconBenchError``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from unicon_bench.errors import ConfigError, IncompatibleError
-from unicon_bench.fileio import read_yaml_mapping
+from unicon_bench.fileio import MAX_SEED, load_yaml, read_yaml_mapping
 
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 
@@ -41,9 +41,9 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
         raise ConfigError(errors[0] if errors else f"{name}: cannot be {value!r}")
     if origin in (tuple, list):
         try:
-            items = yaml.safe_load(value) if isinstance(value, str) else value
-        except yaml.YAMLError:
-            items = None
+            items = load_yaml(value, "not YAML") if isinstance(value, str) else value
+        except ConfigError as exc:
+            raise ConfigError(f"{name}: expected a list like [1, 2], got {value!r} ({exc})") from None
         if not isinstance(items, (list, tuple)):
             raise ConfigError(f"{name}: expected a list like [1, 2], got {value!r}")
         (inner, *_rest) = typing.get_args(tp) or (Any,)
@@ -68,12 +68,34 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
         if tp is float:
             if isinstance(value, bool):
                 raise ValueError
-            return float(value)
+            number = float(value)
+            if not math.isfinite(number):  # a diverged run would record it as null, like the default
+                raise ConfigError(f"{name}: expected a finite number, got {value!r}")
+            return number
         if tp is str:
             return str(value)
     except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"{name}: expected {getattr(tp, '__name__', tp)}, got {value!r}") from None
     return value
+
+
+def check_seed(seed: Any, what: str = "seed") -> int:
+    """``seed`` as an int in 0..MAX_SEED (numpy's range), or one ``ConfigError``."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"{what} must be an integer from 0 to {MAX_SEED}, got {seed!r}")
+    return seed
+
+
+def check_cache_dir(cache_dir: str | Path | None) -> None:
+    """A cache folder that is, or lies under, an existing file is one ``ConfigError``."""
+    if cache_dir is None:
+        return
+    path = Path(cache_dir).expanduser()
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise ConfigError(f"cache folder {cache_dir}: {p} is a file, not a folder")
+            return
 
 
 def parse_overrides(items: list[str]) -> dict[str, str]:
@@ -173,6 +195,8 @@ def resolve(strategy: str, scenario: Any, quick: bool = False, config: str | Pat
     from unicon_bench.registry import STRATEGIES
     from unicon_bench.scenario import ScenarioSpec, get_scenario
 
+    check_seed(seed)
+    check_cache_dir(cache_dir)
     entry = STRATEGIES.entry(strategy)
     spec = scenario if isinstance(scenario, ScenarioSpec) else get_scenario(scenario)
     cls = STRATEGIES.get(strategy)

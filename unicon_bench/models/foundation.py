@@ -18,13 +18,13 @@ What was loaded (the file's SHA-256) and what was frozen goes into the result's 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from unicon_bench.errors import ConfigError
+from unicon_bench.fileio import load_yaml
 from unicon_bench.models.weights import (
     WeightsError,
     apply_freeze,
@@ -47,9 +47,9 @@ def parse_options(text: str | dict | None) -> dict[str, Any]:
     if isinstance(text, dict):
         return dict(text)
     try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        value = None
+        value = load_yaml(text, "not YAML")
+    except ConfigError as exc:
+        raise ConfigError(f"backbone_options must be a YAML mapping like '{{feature_size: 48}}' ({exc})") from None
     if not isinstance(value, dict):
         raise ConfigError(f"backbone_options must be a YAML mapping like '{{feature_size: 48}}', got {text!r}")
     return value
@@ -62,8 +62,8 @@ def is_pretrain_dir(path: str | Path | None) -> bool:
 def read_pretrain_meta(path: str | Path) -> dict:
     p = Path(path).expanduser() / PRETRAIN_META
     try:
-        meta = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+        meta = load_yaml(p.read_text(encoding="utf-8"), f"backbone_weights: cannot read {p}", WeightsError)
+    except (OSError, UnicodeDecodeError) as exc:
         raise WeightsError(f"backbone_weights: cannot read {p}: {exc}") from None
     if not isinstance(meta, dict) or meta.get("format") != PRETRAIN_FORMAT:
         raise WeightsError(f"backbone_weights: {p} is not a unicon-bench pretrain checkpoint")
@@ -77,13 +77,45 @@ def check_params(params) -> None:
     from unicon_bench.models.weights import check_freeze, parse_rules
 
     options = parse_options(params.backbone_options)
+    defaults = backbone_options(params.backbone, {})
     backbone_options(params.backbone, options)
+    for key, value in options.items():
+        _check_option(params.backbone, key, value, defaults[key])
     if options:  # one spelling of the same options (JSON is YAML): results and sweeps compare it
         object.__setattr__(params, "backbone_options", json.dumps(options, sort_keys=True))
     parse_rules(params.weights_map)
     check_freeze(params.freeze)
     if params.backbone_weights is not None and not Path(params.backbone_weights).expanduser().exists():
         raise WeightsError(f"backbone_weights: no such file or folder: {params.backbone_weights}")
+
+
+MAX_OPTION = 4096  # channels, widths, depths and heads: beyond this a 3D network outgrows any GPU
+
+
+def _check_option(backbone: str, key: str, value: Any, default: Any) -> None:
+    """An option has its default's type: a count (1..MAX_OPTION; 0 too where the default is 0), a list of
+    counts, a finite number, a flag or a name; options with other defaults (plugins') are not checked."""
+    lo = 0 if isinstance(default, int) and default == 0 else 1
+
+    def count(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= MAX_OPTION
+
+    if isinstance(default, bool):
+        ok, want = isinstance(value, bool), "true or false"
+    elif isinstance(default, int):
+        ok, want = count(value), f"an integer from {lo} to {MAX_OPTION}"
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        want = "a finite number"
+    elif isinstance(default, (tuple, list)) and default and all(count(v) for v in default):
+        ok = isinstance(value, (list, tuple)) and len(value) > 0 and all(count(v) for v in value)
+        want = f"a list of integers from 1 to {MAX_OPTION}"
+    elif isinstance(default, str):
+        ok, want = isinstance(value, str), "a name"
+    else:
+        return
+    if not ok:
+        raise ConfigError(f"backbone '{backbone}' option {key} must be {want}, got {value!r}")
 
 
 def build_backbone(params, spec):

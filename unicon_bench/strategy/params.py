@@ -6,6 +6,8 @@ Cheap to import (no torch): the command line and ``tune`` read parameters before
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -44,6 +46,10 @@ class BaseParams:
     freeze: str = "none"
 
     def __post_init__(self):
+        for f in dataclasses.fields(self):  # every strategy's numbers, however its params were made
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{f.name} must be a finite number, got {value}")
         for name in ("epochs", "lr", "batch_size"):
             value = getattr(self, name)
             if value is not None and not value > 0:

@@ -33,14 +33,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from unicon_bench import harness
 from unicon_bench.harness.reporters import LineReporter
-from unicon_bench.harness.request import recorded_params
+from unicon_bench.harness.request import build_params, check_seed, recorded_params
 from unicon_bench.errors import ConfigError, IncompatibleError, UniconBenchError
 from unicon_bench.sweep.executors import ExecutorConfig, Outcome, one_line, run_jobs
-from unicon_bench.fileio import read_yaml_mapping, validate
+from unicon_bench.fileio import Int, read_yaml_mapping, validate
 from unicon_bench.registry import list_strategies
 from unicon_bench.results import ResultError, parse_result, read_result, write_result
 from unicon_bench.scenario import list_scenarios
@@ -57,11 +57,49 @@ class Suite(BaseModel):
     name: str
     strategies: list[str] | Literal["all"] = Field(min_length=1)
     scenarios: list[str] | Literal["all"] = Field(min_length=1)
-    seeds: list[int] | int = Field(description="a list of seeds, or a count N meaning seeds 0..N-1")
+    seeds: list[Int] | Int = Field(description="a list of seeds, or a count N meaning seeds 0..N-1")
     quick: bool = False
     out: str = "results"
     params: dict[str, dict[str, Any]] = Field(default_factory=dict)
     pretrain: bool | dict[str, Any] = Field(False, description="train stage 0 once per scenario and share it")
+
+    @field_validator("seeds")
+    @classmethod
+    def _seed_range(cls, seeds):
+        try:
+            for seed in seeds if isinstance(seeds, list) else []:
+                check_seed(seed, "each seed")
+        except UniconBenchError as exc:
+            raise ValueError(str(exc)) from None
+        return seeds
+
+    @field_validator("params")
+    @classmethod
+    def _params(cls, params: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Each strategy's parameters coerced and checked as a run would (finite, in range), at load."""
+        from unicon_bench.registry import STRATEGIES
+
+        for name, values in params.items():
+            if name in list_strategies():  # unknown names are reported by load_suite
+                try:
+                    build_params(STRATEGIES.get(name).params, values)
+                except UniconBenchError as exc:
+                    raise ValueError(f"{name}: {exc}") from None
+        return params
+
+    @field_validator("pretrain")
+    @classmethod
+    def _pretrain(cls, pretrain: bool | dict[str, Any]) -> bool | dict[str, Any]:
+        if isinstance(pretrain, dict):
+            from unicon_bench.harness.pretrain import STAGE0_KEYS, STRATEGY
+            from unicon_bench.registry import STRATEGIES
+
+            try:
+                check_seed(pretrain.get("seed", 0), "seed")
+                build_params(STRATEGIES.get(STRATEGY).params, {k: v for k, v in pretrain.items() if k in STAGE0_KEYS})
+            except UniconBenchError as exc:
+                raise ValueError(str(exc)) from None
+        return pretrain
 
     def pretrain_params(self) -> dict[str, Any] | None:
         """Stage-0 parameters (``seed`` taken out), or None without ``pretrain``."""
