@@ -24,7 +24,7 @@ from unicon_bench.analysis.aggregate import (
     higher_is_better,
     load_results,
 )
-from unicon_bench.fileio import md_escape
+from unicon_bench.fileio import check_output_file, md_escape
 from unicon_bench.results import atomic_write_text
 
 FORMATS = ("html", "md", "csv")
@@ -209,6 +209,8 @@ def write_leaderboard(results_dir: str | Path, output: str | Path | None, fmt: s
     """
     if fmt not in FORMATS:
         raise LeaderboardError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if output is not None:
+        check_output_file(output, "leaderboard output")  # before the work, not after it
     boards, problems = load_boards(results_dir)
     if fmt == "html":
         text = render_html(boards, problems, source=str(results_dir))

@@ -20,7 +20,6 @@ from pydantic_core import PydanticCustomError
 
 from unicon_bench.errors import ConfigError, UniconBenchError
 
-
 # Values an alias may add to a document beyond those written in it: enough for shared blocks of
 # parameters, far below what a "billion laughs" document (9 nested aliases of 9) expands to.
 MAX_ALIAS_EXPANSION = 10_000
@@ -141,8 +140,11 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None], overwrite
     returns False then (nothing written), True otherwise.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {_reason(exc)}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -161,8 +163,48 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None], overwrite
                 raise
             os.replace(tmp, path)
         return True
+    except OSError as exc:  # disk full, read-only, no permission, a folder in the way: one line, nothing left
+        if isinstance(exc, UniconBenchError):
+            raise
+        raise OutputError(f"cannot write {path}: {_reason(exc)}") from None
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+class OutputError(UniconBenchError, OSError):
+    """An output that cannot be written (a file where a folder should be, read-only, full): exit 2."""
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def check_output_folder(folder: str | Path, what: str = "output folder") -> Path:
+    """Create ``folder`` if needed and prove it writable (a probe file, removed), before any work starts."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{what} {folder} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-probe.", suffix=".tmp")
+        try:
+            os.write(fd, b"0")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(f"{what} {folder} is not writable: {_reason(exc)}") from None
+    return folder
+
+
+def check_output_file(path: str | Path, what: str = "output file") -> Path:
+    """A file about to be written: not a folder, and its folder writable."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{what} {path} is a folder; give a file name")
+    check_output_folder(path.parent if str(path.parent) else Path("."), f"the folder of {what} {path}")
+    return path
 
 
 def _umask() -> int:

@@ -44,7 +44,7 @@ class ScenarioInfo(_Model):
     version: int
     kind: Literal["domain", "task", "modality"]
     task_identity_at_test: bool
-    experiences: list[str] = Field(min_length=1)
+    experiences: list[Annotated[str, Field(pattern=SAFE_NAME)]] = Field(min_length=1, description="names of columns and keys")
     metrics: list[Literal[_PRIMARY_NAMES]] = Field(min_length=1, description="primary metric of each experience")
     quick: bool = False
     evaluation: dict[str, Any] = Field(default_factory=dict, description="resolved evaluation settings per experience")

@@ -18,8 +18,8 @@ from conftest import error_lines, load_json
 from scipy import stats
 
 from unicon_bench import check as gate
-from unicon_bench.metrics.continual import bwt, final_average
-from unicon_bench.results import SCHEMA_VERSION, parse_result
+from unicon_bench.metrics.continual import bwt, final_average, summarize
+from unicon_bench.results import SCHEMA_VERSION, clean_float, parse_result
 from unicon_bench.scenario import get_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,8 +53,13 @@ def write_run(base: dict, out: Path, seed: int, last_row: list[float], *, strate
     for e in data["matrix"]:
         if e["trained_upto"] == last:
             e["value"] = last_row[e["evaluated_on"]]
-    _init, R = parse_result(data).rows()
-    data["summary"].update(final_average=final_average(R), bwt=bwt(R))
+    # the summary is derived from the matrix (and checked against it on reading): recompute all of it
+    n = last + 1
+    grid = {(e["trained_upto"], e["evaluated_on"]): e["value"] for e in data["matrix"]
+            if e["metric"] == data["scenario"]["metrics"][e["evaluated_on"]]}
+    R = [[grid[(i, j)] for j in range(n)] for i in range(n)]
+    data["summary"] = {k: clean_float(v) for k, v in summarize(R, [grid[(-1, j)] for j in range(n)]).items()}
+    assert data["summary"]["final_average"] == final_average(R) and data["summary"]["bwt"] == clean_float(bwt(R))
     parse_result(data)  # still a valid result
     if schema_version is not None:
         data["schema_version"] = schema_version

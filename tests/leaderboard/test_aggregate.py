@@ -23,7 +23,8 @@ from unicon_bench.analysis.aggregate import (
     paradigm,
     run_values,
 )
-from unicon_bench.results import parse_result, read_result
+from unicon_bench.metrics.continual import summarize
+from unicon_bench.results import clean_float, parse_result, read_result
 
 
 @pytest.fixture(scope="module")
@@ -49,18 +50,43 @@ def variant(base: dict, out: Path, strategy: str, seed: int, *, version: int | N
         data["strategy"]["params"] = params
     if finished is not None:
         data["finished"] = finished
+    cells = {}  # (trained_upto, evaluated_on) -> the primary value to set
     if last_row is not None:
-        last = len(data["scenario"]["experiences"]) - 1
-        for e in data["matrix"]:
-            if e["trained_upto"] == last:
-                e["value"] = last_row[e["evaluated_on"]]
+        cells.update({(1, j): v for j, v in enumerate(last_row)})
+    if summary:
+        # The summary is derived from the matrix (and checked against it on reading), so the wanted summary
+        # values are made by the matrix of this two-experience scenario: R = [[a, b], [c, d]] gives
+        # final average (c + d) / 2 and forgetting a - c, all within Dice's [0, 1].
+        assert set(summary) <= {"final_average", "forgetting"} and len(data["scenario"]["experiences"]) == 2
+        f, g = summary.get("final_average"), summary.get("forgetting")
+        if f is not None:
+            lo, hi = max(0.0, 2 * f - 1), min(2 * f, 1.0 - (g or 0.0))
+            assert lo <= hi, "no Dice matrix gives this final average and forgetting"
+            c = (lo + hi) / 2
+            cells.update({(1, 0): c, (1, 1): 2 * f - c})
+            if g is not None:
+                cells[(0, 0)] = c + g
+    for e in data["matrix"]:
+        if e["metric"] == data["scenario"]["metrics"][e["evaluated_on"]] and (e["trained_upto"], e["evaluated_on"]) in cells:
+            e["value"] = cells[(e["trained_upto"], e["evaluated_on"])]
     data["cost"].update(cost or {})
-    data["summary"].update(summary)
+    init, rows = _rows(data)
+    data["summary"] = {k: clean_float(v) for k, v in summarize(rows, init).items()}
+    for key, want in summary.items():
+        assert data["summary"][key] == pytest.approx(want, abs=1e-12)
     parse_result(data)  # still a valid result
     path = out / data["scenario"]["name"] / strategy / f"{data['run_id']}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data), encoding="utf-8")
     return path
+
+
+def _rows(data: dict):
+    """``(init, R)`` of the primary metric, read from the JSON dict without validating it."""
+    n = len(data["scenario"]["experiences"])
+    grid = {(e["trained_upto"], e["evaluated_on"]): e["value"] for e in data["matrix"]
+            if e["metric"] == data["scenario"]["metrics"][e["evaluated_on"]]}
+    return [grid[(-1, j)] for j in range(n)], [[grid[(i, j)] for j in range(n)] for i in range(n)]
 
 
 def boards_of(root: Path):
@@ -107,7 +133,8 @@ def test_best_and_not_significantly_different(base, tmp_path):
         "beta": [0.79, 0.83, 0.80],    # paired differences +-0.01: not significantly different
         "gamma": [0.50, 0.52, 0.515],  # consistently 0.3 worse: significantly different
     }
-    forgetting = {"alpha": [0.20, 0.25, 0.22], "beta": [0.30, 0.35, 0.33], "gamma": [0.01, 0.02, 0.015]}
+    # (beta's forgetting is below alpha's so that a Dice matrix can give both it and beta's final average)
+    forgetting = {"alpha": [0.20, 0.25, 0.22], "beta": [0.10, 0.15, 0.13], "gamma": [0.01, 0.02, 0.015]}
     for name, values in scores.items():
         for seed, v in enumerate(values):
             variant(base, tmp_path, name, seed, final_average=v, forgetting=forgetting[name][seed],

@@ -49,12 +49,14 @@ def results_dir(quick_run, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def xss_dir(quick_run, tmp_path_factory) -> Path:
-    """One real result whose strategy name and parameters carry markup."""
+    """One real result whose parameters carry markup, shown in its method label beside a plain run of
+    the same strategy (strategy, scenario and experience names are identifiers: markup there makes the
+    file invalid, see test_markup_in_names_is_refused)."""
     root = tmp_path_factory.mktemp("xss_results")
     _result, path = quick_run("naive", "ct_to_pet", 0)
     data = load_json(path)
-    data["strategy"]["name"] = XSS
-    data["strategy"]["params"] = {**data["strategy"]["params"], "<img src=x onerror=alert(2)>": "<b>bold</b>"}
+    data["run_id"] = "evil"
+    data["strategy"]["params"] = {**data["strategy"]["params"], "note": XSS, "<img src=x onerror=alert(2)>": "<b>bold</b>"}
     data["extras"] = {"note": "<script>alert(3)</script>"}
     dest = root / "ct_to_pet" / "evil" / "run.json"
     dest.parent.mkdir(parents=True)
@@ -95,6 +97,20 @@ def test_markdown_and_csv_tables(results_dir):
     for r in rows:
         assert r["n_seeds"] == "2" and float(r["final_average_ci_low"]) <= float(r["final_average_mean"])
         assert r["paradigm"] == {"joint": "joint", "specialized": "specialized"}.get(r["strategy"], "continual")
+
+
+@pytest.mark.parametrize("field", ["strategy.name", "scenario.name", "scenario.experiences.0"])
+def test_markup_in_names_is_refused(quick_run, tmp_path, field):
+    data = load_json(quick_run("naive", "ct_to_pet", 0)[1])
+    (tmp_path / "ok.json").write_text(json.dumps(data), encoding="utf-8")
+    *path, last = field.split(".")
+    node = data
+    for key in path:
+        node = node[key]
+    node[int(last) if last.isdigit() else last] = XSS
+    (tmp_path / "evil.json").write_text(json.dumps(data), encoding="utf-8")
+    boards, problems = load_boards(tmp_path)
+    assert len(boards) == 1 and len(problems) == 1 and field in problems[0] and "evil.json" in problems[0]
 
 
 def test_user_strings_are_escaped(xss_dir):

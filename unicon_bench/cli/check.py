@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 
 from unicon_bench.cli.common import fail
+from unicon_bench.fileio import check_output_file
 from unicon_bench.errors import UniconBenchError
 
 
@@ -39,7 +40,10 @@ def check(
     from unicon_bench import check as gate
 
     try:
+        if output is not None:
+            check_output_file(output, "--output")  # before the comparison, not after it
         if update_baseline:
+            check_output_file(baseline, "--baseline")
             tolerances, info = None, None
             if baseline.exists():
                 tolerances = gate.load_baseline(baseline).tolerances  # keep the team's tolerances
@@ -68,16 +72,20 @@ def check(
 
     if fmt is CheckFormat.md:
         text = gate.markdown(report)
-        if output is None:
-            typer.echo(text, nl=False)
-        else:
-            atomic_write_text(output, text)
     elif output is None:
+        text = None
         Console().print(gate.rich_table(report))
     else:
         console = Console(width=200, no_color=True, record=True, file=io.StringIO())
         console.print(gate.rich_table(report))
-        atomic_write_text(output, console.export_text())
+        text = console.export_text()
+    if output is None and text is not None:
+        typer.echo(text, nl=False)
+    elif output is not None:
+        try:
+            atomic_write_text(output, text)
+        except UniconBenchError as exc:  # the disk filled up since the check above
+            fail(exc)
     for note in report.notes:
         typer.echo(f"note: {note}", err=True)
     typer.echo(report.summary(), err=True)

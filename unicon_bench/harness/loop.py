@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from unicon_bench.fileio import check_output_folder
 from unicon_bench.harness.checkpoint import Progress, Resume, RunCheckpoint
 from unicon_bench.harness.provenance import environment, peak_rss_mb, seed_everything
 from unicon_bench.harness.reporters import Reporter, SilentReporter
@@ -53,6 +54,8 @@ def execute(
     its last finished experience (``unicon_bench.harness.checkpoint``).
     """
     t0 = time.perf_counter()
+    if out is not None:
+        check_output_folder(out)  # a read-only or mistyped --out fails now, not after the first experience
 
     def new_progress() -> Progress:
         started = datetime.now(timezone.utc)

@@ -21,6 +21,7 @@ import yaml
 
 from unicon_bench.harness.request import recorded_params
 from unicon_bench.errors import ConfigError
+from unicon_bench.fileio import check_output_folder
 from unicon_bench.models.foundation import (
     PRETRAIN_FORMAT,
     PRETRAIN_META,
@@ -61,6 +62,7 @@ def pretrain(
     # The plain image head (as every other strategy has), even when the first task is prognosis.
     request = harness.resolve(STRATEGY, scenario, quick, None, {**overrides, "fuse_text": False})
     cls, spec, params = request.strategy_cls, request.spec, request.params
+    check_output_folder(out, "pretrain --out")  # before training, not after it
     reporter = reporter or harness.SilentReporter()
     harness.seed_everything(seed)
     from unicon_bench.metrics.evaluator import experience_targets
@@ -81,7 +83,6 @@ def pretrain(
     reporter.done()
 
     folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
     weights = folder / PRETRAIN_WEIGHTS
     tmp = folder / f".{PRETRAIN_WEIGHTS}.tmp"
     torch.save(stage0_state(strat.model), tmp)

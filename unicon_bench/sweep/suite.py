@@ -40,7 +40,7 @@ from unicon_bench.harness.reporters import LineReporter
 from unicon_bench.harness.request import build_params, check_seed, recorded_params
 from unicon_bench.errors import ConfigError, IncompatibleError, UniconBenchError
 from unicon_bench.sweep.executors import ExecutorConfig, Outcome, one_line, run_jobs
-from unicon_bench.fileio import Int, read_yaml_mapping, validate
+from unicon_bench.fileio import Int, check_output_folder, read_yaml_mapping, validate
 from unicon_bench.registry import list_strategies
 from unicon_bench.results import ResultError, parse_result, read_result, write_result
 from unicon_bench.scenario import list_scenarios
@@ -331,8 +331,11 @@ def run_suite(
     """
     executor = executor or ExecutorConfig()
     if suite.pretrain_params() is not None:
+        check_output_folder(out if out is not None else suite.out, "sweep output folder")
         ensure_pretrained(suite, out if out is not None else suite.out, device=device, cache_dir=cache_dir, console=console)
     report = plan(suite, out)
+    if report.todo:  # a read-only or mistyped output folder fails now, before the first run trains
+        check_output_folder(report.out, "sweep output folder")
     progress = task = None
     if console is not None and report.todo:
         from unicon_bench.harness.reporters import progress_bar

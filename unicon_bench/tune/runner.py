@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from unicon_bench.errors import ConfigError
-from unicon_bench.fileio import SAFE_NAME, inside
+from unicon_bench.fileio import SAFE_NAME, check_output_folder, inside
 from unicon_bench.sweep.executors import ExecutorConfig, Outcome, run_jobs
 from unicon_bench.tune.study import (
     COSTS,
@@ -82,8 +82,8 @@ def build_spec(
     if study_name is not None and not re.match(SAFE_NAME, study_name):
         raise ConfigError(f"--study-name {study_name!r}: a study name names the folder OUT/STUDY of its outputs; "
                           "use letters, digits, '.', '_' and '-' (starting with a letter or digit)")
+    check_output_folder(out, "tune --out")
     if storage is None:
-        Path(out).mkdir(parents=True, exist_ok=True)
         storage = f"sqlite:///{(Path(out) / 'optuna.db').resolve()}"
     storage_kind(storage)
     return TuneSpec(
