@@ -191,11 +191,22 @@ def render_markdown(boards: list[Board], metric: str | None = None) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet runs a cell starting so as a formula
+
+
+def csv_cell(value):
+    """A text cell a spreadsheet shows as text: one starting like a formula gets a leading ``'`` (OWASP)."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
+
+
 def render_csv(boards: list[Board]) -> str:
-    """The overview tables of all boards in one CSV: mean, CI bounds and marks per column."""
+    """The overview tables of all boards in one CSV: mean, CI bounds and marks per column.
+
+    Text cells that a spreadsheet would evaluate (``=HYPERLINK(...)``) are written as text (``csv_cell``);
+    numbers are written as they are."""
     import pandas as pd
 
-    frame = pd.concat([b.frame() for b in boards], ignore_index=True)
+    frame = pd.concat([b.frame() for b in boards], ignore_index=True).map(csv_cell)
     buf = io.StringIO()
     frame.to_csv(buf, index=False, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
     return buf.getvalue()

@@ -258,3 +258,11 @@ def test_markup_in_names_renders_as_text_in_chromium(xss_dir, tmp_path):
         assert page.get_by_text("<img src=x onerror=alert(2)>", exact=True).count() == 1
         assert page.evaluate("document.querySelectorAll('script').length") == 1  # only our own sorting script
         assert seen["dialogs"] == [] and seen["errors"] == []
+
+
+@pytest.mark.parametrize("text", ["=HYPERLINK(\"http://x\",\"y\")", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\tx", "\rx"])
+def test_csv_text_that_would_run_as_a_formula_is_quoted(text):
+    from unicon_bench.leaderboard.render import csv_cell
+
+    assert csv_cell(text) == "'" + text
+    assert csv_cell("naive [lr=0.001]") == "naive [lr=0.001]" and csv_cell(-0.25) == -0.25 and csv_cell(None) is None
