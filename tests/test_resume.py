@@ -132,7 +132,7 @@ def test_cli_resume_errors_then_success(tmp_path, phantom_cache, quick_run, torc
 
     # a run holding the lock is still alive: its checkpoint is not taken over
     good.write_bytes(intact)
-    fd = checkpoint._lock(good.with_suffix(".lock"))
+    fd = checkpoint.lock_file(good.with_suffix(".lock"))
     try:
         code, lines = _cli(*args, "--resume")
     finally:

@@ -96,7 +96,7 @@ def run_key(spec, strategy: str, params: dict, seed: int, quick: bool) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _lock(path: Path) -> int | None:
+def lock_file(path: Path) -> int | None:
     """An exclusive lock on ``path`` (created if needed): its descriptor, or None if another holds it."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     if fcntl is not None:
@@ -186,7 +186,7 @@ class RunCheckpoint:
     def _claim(cls, folder: Path, key: str, n_experiences: int) -> "RunCheckpoint | None":
         candidates = sorted(folder.glob(f"{key}-*.pt"), key=lambda p: p.stat().st_mtime, reverse=True) if folder.is_dir() else []
         for path in candidates:
-            fd = _lock(path.with_suffix(".lock"))
+            fd = lock_file(path.with_suffix(".lock"))
             if fd is None:
                 continue  # a live run
             try:
@@ -256,7 +256,7 @@ class RunCheckpoint:
         torch.save(payload, buf)
         if self._fd is None:
             self.folder.mkdir(parents=True, exist_ok=True)
-            self._fd = _lock(self.lock_path)
+            self._fd = lock_file(self.lock_path)
             if self._fd is None:
                 raise CheckpointError(f"{self.lock_path} is held by {_holder(self.lock_path)}: two runs with one run id")
         atomic_write(self.path, lambda f: f.write(buf.getbuffer()))

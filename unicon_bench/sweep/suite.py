@@ -33,11 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from unicon_bench import harness
 from unicon_bench.harness.reporters import LineReporter
-from unicon_bench.harness.request import build_params, check_seed, recorded_params
+from unicon_bench.harness.request import check_params, check_seed, recorded_params
 from unicon_bench.errors import ConfigError, IncompatibleError, UniconBenchError
 from unicon_bench.sweep.executors import ExecutorConfig, Outcome, one_line, run_jobs
 from unicon_bench.fileio import Int, check_output_folder, read_yaml_mapping, validate
@@ -63,43 +63,27 @@ class Suite(BaseModel):
     params: dict[str, dict[str, Any]] = Field(default_factory=dict)
     pretrain: bool | dict[str, Any] = Field(False, description="train stage 0 once per scenario and share it")
 
-    @field_validator("seeds")
+    @field_validator("seeds", "params", "pretrain")
     @classmethod
-    def _seed_range(cls, seeds):
+    def _values(cls, value: Any, info: ValidationInfo) -> Any:
+        """Seeds in range; known strategies' known parameters (and stage 0's) coerced and checked as a run
+        would, at load (unknown names and keys are reported by ``load_suite`` and ``plan``)."""
         try:
-            for seed in seeds if isinstance(seeds, list) else []:
-                check_seed(seed, "each seed")
+            if info.field_name == "seeds":
+                for seed in value if isinstance(value, list) else []:
+                    check_seed(seed, "each seed")
+            elif info.field_name == "params":
+                for name, values in value.items():
+                    if name in list_strategies():
+                        check_params(name, values)
+            elif isinstance(value, dict):
+                from unicon_bench.harness.pretrain import STAGE0_KEYS, STRATEGY
+
+                check_seed(value.get("seed", 0), "pretrain seed")
+                check_params(STRATEGY, {k: v for k, v in value.items() if k in STAGE0_KEYS})
         except UniconBenchError as exc:
             raise ValueError(str(exc)) from None
-        return seeds
-
-    @field_validator("params")
-    @classmethod
-    def _params(cls, params: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        """Each strategy's parameters coerced and checked as a run would (finite, in range), at load."""
-        from unicon_bench.registry import STRATEGIES
-
-        for name, values in params.items():
-            if name in list_strategies():  # unknown names are reported by load_suite
-                try:
-                    build_params(STRATEGIES.get(name).params, values)
-                except UniconBenchError as exc:
-                    raise ValueError(f"{name}: {exc}") from None
-        return params
-
-    @field_validator("pretrain")
-    @classmethod
-    def _pretrain(cls, pretrain: bool | dict[str, Any]) -> bool | dict[str, Any]:
-        if isinstance(pretrain, dict):
-            from unicon_bench.harness.pretrain import STAGE0_KEYS, STRATEGY
-            from unicon_bench.registry import STRATEGIES
-
-            try:
-                check_seed(pretrain.get("seed", 0), "seed")
-                build_params(STRATEGIES.get(STRATEGY).params, {k: v for k, v in pretrain.items() if k in STAGE0_KEYS})
-            except UniconBenchError as exc:
-                raise ValueError(str(exc)) from None
-        return pretrain
+        return value
 
     def pretrain_params(self) -> dict[str, Any] | None:
         """Stage-0 parameters (``seed`` taken out), or None without ``pretrain``."""
