@@ -114,6 +114,27 @@ def test_suite_params_checked_at_load(tmp_path, out, params):
     assert_refused(invoke("sweep", str(suite), "--no-progress"), out)
 
 
+@pytest.mark.parametrize("pretrain,needle", [({"seed": -1}, "seed"), ({"lr": math.inf}, "lr"),
+                                             ({"epochs": True}, "epochs")])
+def test_suite_pretrain_checked_at_load(tmp_path, out, pretrain, needle):
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(yaml.safe_dump({"name": "s", "strategies": ["naive"], "scenarios": ["ct_to_pet"], "seeds": 1,
+                                     "out": str(out), "pretrain": pretrain}), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_suite(suite)
+    assert "pretrain" in one_line(info.value) and needle in str(info.value)
+
+
+def test_valid_suite_params_still_load(tmp_path):
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(yaml.safe_dump({"name": "s", "strategies": ["replay", "ewc"], "scenarios": ["ct_to_pet"],
+                                     "seeds": [0, 2**32 - 1], "params": {"replay": {"mem_size": 50},
+                                                                        "ewc": {"ewc_lambda": "1e3"}},
+                                     "pretrain": {"seed": 3, "epochs": 2}}), encoding="utf-8")
+    loaded = load_suite(suite)
+    assert loaded.params["replay"] == {"mem_size": 50} and loaded.seed_list() == [0, 2**32 - 1]
+
+
 @pytest.mark.parametrize("changes,needle", [
     ({"train": {"lr": math.inf}}, "train.lr"), ({"train": {"lr": math.nan}}, "train.lr"),
     ({"train": {"epochs": True}}, "train.epochs"), ({"train": {"batch_size": False}}, "train.batch_size"),
@@ -141,13 +162,16 @@ def _fields(kinds: tuple[type, ...]) -> list[tuple[str, str]]:
 
 
 FLOAT_FIELDS, INT_FIELDS = _fields((float,)), _fields((int,))
-PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+every_float = pytest.mark.parametrize("field", FLOAT_FIELDS, ids=["-".join(f) for f in FLOAT_FIELDS])
+every_int = pytest.mark.parametrize("field", INT_FIELDS, ids=["-".join(f) for f in INT_FIELDS])
 non_finite = st.sampled_from([math.inf, -math.inf, math.nan])
 non_finite_text = st.sampled_from(["inf", "-inf", "+Inf", "nan", "NaN", "-infinity", "1e999", "-1e400"])
 
 
+@every_float
 @PROPERTY
-@given(field=st.sampled_from(FLOAT_FIELDS), value=non_finite | non_finite_text)
+@given(value=non_finite | non_finite_text)
 def test_any_non_finite_float_refused_for_any_strategy(field, value):
     strategy, key = field
     cls = STRATEGIES.get(strategy).params
@@ -159,8 +183,9 @@ def test_any_non_finite_float_refused_for_any_strategy(field, value):
             cls(**{key: value})
 
 
+@every_int
 @PROPERTY
-@given(field=st.sampled_from(INT_FIELDS), value=st.booleans() | st.sampled_from(["true", "false"]))
+@given(value=st.booleans() | st.sampled_from(["true", "false"]))
 def test_any_bool_for_an_int_refused(field, value):
     strategy, key = field
     with pytest.raises(ConfigError) as info:
@@ -168,8 +193,9 @@ def test_any_bool_for_an_int_refused(field, value):
     assert key in one_line(info.value)
 
 
+@every_int
 @PROPERTY
-@given(field=st.sampled_from(INT_FIELDS), value=st.integers(max_value=-1))
+@given(value=st.integers(max_value=-1))
 def test_any_negative_count_refused(field, value):
     strategy, key = field
     with pytest.raises(ConfigError) as info:
@@ -177,8 +203,9 @@ def test_any_negative_count_refused(field, value):
     assert key in one_line(info.value)
 
 
+@every_float
 @PROPERTY
-@given(field=st.sampled_from([f for f in FLOAT_FIELDS]), value=st.floats(max_value=-1e-9, allow_infinity=False))
+@given(value=st.floats(max_value=-1e-9, allow_infinity=False))
 def test_any_negative_weight_or_rate_refused(field, value):
     strategy, key = field
     with pytest.raises(ConfigError) as info:

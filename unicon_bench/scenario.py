@@ -37,7 +37,7 @@ MAX_SUBJECTS = 100_000  # phantoms generated per experience and split
 def _check_size(size: tuple[int, int, int]) -> tuple[int, int, int]:
     if any(s < _NET_STRIDE or s % _NET_STRIDE or s > MAX_SIDE for s in size):
         raise ValueError(f"sides must be multiples of {_NET_STRIDE} (the network halves 4 times) and at most "
-                         f"{MAX_SIDE} voxels (a {MAX_SIDE}^3 volume is 512 MiB), got {size}")
+                         f"{MAX_SIDE} voxels (a {MAX_SIDE}^3 float32 volume is 512 MiB), got {size}")
     return size
 
 

@@ -17,7 +17,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from unicon_bench.errors import ConfigError, IncompatibleError
+from unicon_bench.errors import ConfigError, IncompatibleError, UniconBenchError
 from unicon_bench.fileio import MAX_SEED, load_yaml, read_yaml_mapping
 
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
@@ -149,6 +149,19 @@ def build_params(params_cls: type, values: dict[str, Any]) -> Any:
     except (TypeError, ValueError, OverflowError) as exc:
         raise ConfigError(f"invalid parameters for {params_cls.__name__}: {exc}") from None
     return params
+
+
+def check_params(strategy: str, values: dict[str, Any]) -> None:
+    """Coerce and check the values of ``strategy``'s known parameters (a suite's, at load); unknown keys
+    are left to ``build_params`` when the run is resolved."""
+    from unicon_bench.registry import STRATEGIES
+
+    cls = STRATEGIES.get(strategy).params
+    known = {f.name for f in dataclasses.fields(cls)}
+    try:
+        build_params(cls, {k: v for k, v in values.items() if k in known})
+    except UniconBenchError as exc:
+        raise ConfigError(f"{strategy}: {exc}") from None
 
 
 FOUNDATION_FIELDS = ("backbone", "backbone_options", "backbone_weights", "weights_map", "weights_ignore", "freeze")
