@@ -25,7 +25,7 @@ import yaml
 
 def sweep(suite: dict, folder: Path, cache_dir: Path) -> tuple[float, list]:
     from unicon_bench.results import read_result
-    from unicon_bench.sweep.suite import load_suite, run_suite
+    from unicon_bench.sweep import load_suite, run_suite
 
     path = folder / "suite.yaml"
     path.write_text(yaml.safe_dump({**suite, "out": str(folder / "results")}), encoding="utf-8")

@@ -26,7 +26,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 from unicon_bench.sweep.executors import ExecutorConfig  # noqa: E402 - after pinning the thread count
-from unicon_bench.sweep.suite import Suite, run_suite  # noqa: E402
+from unicon_bench.sweep import Suite, run_suite  # noqa: E402
 
 
 def run(quick: bool = False, strategies: list[str] | None = None, scenario: str = "ct_to_pet", seeds: int | None = None,

@@ -24,7 +24,7 @@ from unicon_bench.errors import UniconBenchError
 from unicon_bench.registry import STRATEGIES, list_strategies
 from unicon_bench.results import parse_result, read_result
 from unicon_bench.scenario import load_scenario_file
-from unicon_bench.sweep.suite import load_suite
+from unicon_bench.sweep import load_suite
 
 FUZZ = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 _counter = itertools.count()

@@ -29,7 +29,7 @@ from unicon_bench.errors import ConfigError, UniconBenchError
 from unicon_bench.harness.request import build_params
 from unicon_bench.registry import STRATEGIES, list_strategies
 from unicon_bench.scenario import load_scenario_file
-from unicon_bench.sweep.suite import load_suite
+from unicon_bench.sweep import load_suite
 
 runner = CliRunner()
 

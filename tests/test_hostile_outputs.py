@@ -107,6 +107,6 @@ def test_a_full_disk_mid_write_is_one_error_and_leaves_nothing(tmp_path, monkeyp
     assert list(tmp_path.iterdir()) == []
 
 
-def test_check_output_folder_creates_and_leaves_no_probe(tmp_path):
+def test_check_output_folder_creates_nothing_and_leaves_no_probe(tmp_path):
     folder = check_output_folder(tmp_path / "a" / "b")
-    assert folder.is_dir() and list(folder.iterdir()) == []
+    assert not folder.exists() and list(tmp_path.iterdir()) == []  # probed above, nothing created

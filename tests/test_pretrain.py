@@ -10,7 +10,7 @@ import yaml
 
 from unicon_bench.models.weights import WeightsError
 from unicon_bench.results import read_result
-from unicon_bench.sweep.suite import load_suite, run_suite
+from unicon_bench.sweep import load_suite, run_suite
 
 
 def sha256(path) -> str:

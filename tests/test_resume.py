@@ -84,7 +84,8 @@ def test_sigkilled_run_resumes_to_identical_matrix(strategy, killed, phantom_cac
     folder = killed / "ct_to_pet" / strategy / "checkpoints"
     (ckpt_file,) = folder.glob("*.pt")
     saved = checkpoint.load_file(ckpt_file)  # weights_only=True load of what the killed run left
-    assert len(saved["progress"]["matrix"]) == 1  # killed after experience 1 finished, inside experience 2
+    # killed after experience 1 finished, inside experience 2: the untrained row and experience 1's row
+    assert len(saved["progress"]["rows"]) == 2
     assert not list(find_results(killed / "ct_to_pet" / strategy))  # and it wrote no result
 
     result, path = harness.run(strategy, "ct_to_pet", seed=0, quick=True, out=killed, cache_dir=phantom_cache,
@@ -197,7 +198,7 @@ def test_four_concurrent_runs_into_one_folder_all_land(tmp_path):
 
 
 def test_sweep_resumes_an_interrupted_run_by_default(tmp_path, phantom_cache, quick_run, torch_one_thread):
-    from unicon_bench.sweep.suite import load_suite, run_suite, summary_lines
+    from unicon_bench.sweep import load_suite, run_suite, summary_lines
 
     suite_file = tmp_path / "suite.yaml"
     suite_file.write_text(json.dumps({"name": "one", "strategies": ["naive"], "scenarios": ["ct_to_pet"],

@@ -180,13 +180,19 @@ def _reason(exc: OSError) -> str:
 
 
 def check_output_folder(folder: str | Path, what: str = "output folder") -> Path:
-    """Create ``folder`` if needed and prove it writable (a probe file, removed), before any work starts."""
+    """Prove ``folder`` writable before any work starts: a probe file written and removed in it, or, if it
+    does not exist yet, in the nearest folder above it that does (nothing is created: a run that fails
+    later leaves no empty output folder behind)."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"{what} {folder} is a file, not a folder")
+    existing = folder.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"{what} {folder} lies under {existing}, which is a file, not a folder")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-probe.", suffix=".tmp")
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".write-probe.", suffix=".tmp")
         try:
             os.write(fd, b"0")
             os.fsync(fd)

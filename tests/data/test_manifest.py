@@ -29,7 +29,7 @@ def test_read_manifest_parses_rows(files):
     m = read_manifest(write(files / "m.csv", (
         "subject_id,modality,image,label,split,site,class_label,survival_time,event,age,report\n"
         "a,CT,img/a_ct.nii.gz,img/mask.nii.gz,train,X,1,365.5,1,61,spiculated nodule\n"
-        "a,PT,img/a_pet.nii.gz,,test,X,,,,,\n"
+        "c,PT,img/a_pet.nii.gz,,test,X,,,,,\n"  # another subject: one subject belongs to one split
         f"b,ct,{files / 'img' / 'series'},,Training,Y,0,,,,\n")))
     a, a_pet, b = m.rows
     assert (a.number, a.modality, a.split, a.site, a.class_label, a.survival_time, a.event) == (1, "CT", "train", "X", 1.0, 365.5, 1.0)

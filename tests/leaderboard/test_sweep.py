@@ -13,7 +13,7 @@ from unicon_bench import harness
 from unicon_bench.errors import ConfigError
 from unicon_bench.registry import STRATEGIES
 from unicon_bench.results import read_result
-from unicon_bench.sweep.suite import load_suite, plan, run_suite
+from unicon_bench.sweep import load_suite, plan, run_suite
 
 SUITES = Path(__file__).resolve().parents[2] / "suites"
 

@@ -48,7 +48,7 @@ def check(
             if baseline.exists():
                 tolerances = gate.load_baseline(baseline).tolerances  # keep the team's tolerances
             if suite is not None:
-                from unicon_bench.sweep.suite import load_suite
+                from unicon_bench.sweep import load_suite
 
                 s = load_suite(suite)
                 info = {"name": s.name, "file": suite.as_posix(), "strategies": s.strategy_names(),
@@ -59,7 +59,7 @@ def check(
             return
         base = gate.load_baseline(baseline)
         if suite is not None and base.suite is not None:
-            from unicon_bench.sweep.suite import load_suite
+            from unicon_bench.sweep import load_suite
 
             if load_suite(suite).name != base.suite.get("name"):
                 raise gate.CheckError(f"suite {suite} is not the suite the baseline came from ({base.suite.get('name')})")

@@ -33,7 +33,7 @@ def sweep(
     from rich.console import Console
 
     from unicon_bench.sweep.executors import ExecutorConfig
-    from unicon_bench.sweep.suite import load_suite, run_suite, summary_lines
+    from unicon_bench.sweep import load_suite, run_suite, summary_lines
 
     again = ("the finished runs' results are kept; run the same command again to go on "
              "(a run that was cut short continues from its last checkpoint)")

@@ -182,9 +182,30 @@ def read_manifest(path: str | Path, check_files: bool = True) -> Manifest:
             rows.append(_row(number, raw, base, check_files))
         except ValueError as exc:
             problems.append(f"row {number} (subject {raw.get('subject_id') or '?'}): {exc}")
+    problems.extend(_cross_row_problems(rows))
     if problems:
         raise BadRowsError(f"manifest {path}: {len(problems)} bad row(s): {problem_list(problems)}", problems)
     return Manifest(path=path, columns=tuple(frame.columns), rows=tuple(rows))
+
+
+def _cross_row_problems(rows: list[Row]) -> list[str]:
+    """What no single row shows: an image listed twice, and a subject in both splits (its eval scans would
+    have been trained on: every score of that subject would be inflated)."""
+    problems = []
+    first_image: dict[Path, Row] = {}
+    splits: dict[str, dict[str, Row]] = {}
+    for row in rows:
+        earlier = first_image.setdefault(row.image, row)
+        if earlier is not row:
+            problems.append(f"row {row.number} (subject {row.subject_id}): lists the same image as row {earlier.number} "
+                            f"({row.image}); each study once")
+        splits.setdefault(row.subject_id, {}).setdefault(row.split, row)
+    for subject, by_split in splits.items():
+        if len(by_split) > 1:
+            train, ev = by_split["train"], by_split["eval"]
+            problems.append(f"row {ev.number} (subject {subject}): the subject is in eval here and in train in row "
+                            f"{train.number}; a subject belongs to one split")
+    return problems
 
 
 def _matches(row: Row, column: str, wanted: Any) -> bool:

@@ -83,6 +83,7 @@ def pretrain(
     reporter.done()
 
     folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
     weights = folder / PRETRAIN_WEIGHTS
     tmp = folder / f".{PRETRAIN_WEIGHTS}.tmp"
     torch.save(stage0_state(strat.model), tmp)

@@ -28,7 +28,6 @@ trains the first experience itself.
 from __future__ import annotations
 
 import json
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -36,13 +35,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from unicon_bench import harness
-from unicon_bench.harness.reporters import LineReporter
-from unicon_bench.harness.request import check_params, check_seed, recorded_params
 from unicon_bench.errors import ConfigError, IncompatibleError, UniconBenchError
-from unicon_bench.sweep.executors import ExecutorConfig, Outcome, one_line, run_jobs
-from unicon_bench.fileio import Int, check_output_folder, read_yaml_mapping, validate
+from unicon_bench.fileio import Int, read_yaml_mapping, validate
+from unicon_bench.harness.request import check_params, check_seed, recorded_params
 from unicon_bench.registry import list_strategies
-from unicon_bench.results import ResultError, parse_result, read_result, write_result
+from unicon_bench.results import ResultError, read_result
 from unicon_bench.scenario import list_scenarios
 
 
@@ -193,6 +190,7 @@ class SweepReport:
     failed: list[tuple[PlannedRun, str, str]] = field(default_factory=list)
     todo: list[PlannedRun] = field(default_factory=list)
     resumed: list[tuple[PlannedRun, int]] = field(default_factory=list)  # (run, experiences it resumed after)
+    elsewhere: list[PlannedRun] = field(default_factory=list)  # claimed or finished by another sweep meanwhile
 
     @property
     def ok(self) -> bool:
@@ -254,126 +252,3 @@ def plan(suite: Suite, out: str | Path | None = None) -> SweepReport:
                 else:
                     report.todo.append(run)
     return report
-
-
-@dataclass
-class RunJob:
-    """One run as an executor ships it to a worker (picklable unless ``reporter`` is set)."""
-
-    run: PlannedRun
-    quick: bool
-    device: str
-    cache_dir: str | None
-    reporter: Any = None  # only for runs in this process: feeds the overall bar
-    loggers: tuple[str, ...] = ()
-    out: str = ""  # absolute; workers write there themselves with loggers or resume (checkpoints)
-    resume: bool = False
-
-
-def execute_run(job: RunJob) -> tuple[str, Any, str | None]:
-    """Run one job: ``("ok", result JSON, None)``, ``("written", {"path", "resumed_after"}, None)`` or ``("failed", one-line
-    error, traceback)``; never raises.
-
-    The worker returns the result instead of writing it, so Ray nodes need no shared file system:
-    the driver writes each result file (atomically) as it arrives. With loggers the worker writes it
-    itself, beside the loggers' files (on a cluster that needs an output folder every node shares).
-    """
-    run = job.run
-    try:
-        result, path = harness.run(
-            run.strategy, run.scenario, seed=run.seed, out=job.out if job.loggers or job.resume else None,
-            quick=job.quick, device=job.device, overrides=run.overrides, reporter=job.reporter,
-            cache_dir=job.cache_dir, loggers=list(job.loggers), resume="auto" if job.resume else False,
-        )
-        if path is not None:
-            return "written", {"path": str(path), "resumed_after": list(result.resumed_after)}, None
-        return "ok", result.model_dump(mode="json"), None
-    except Exception as exc:  # noqa: BLE001 - one failing run must not stop the sweep
-        return "failed", one_line(exc), traceback.format_exc()
-
-
-def run_suite(
-    suite: Suite,
-    out: str | Path | None = None,
-    device: str = "cpu",
-    cache_dir: str | Path | None = None,
-    console=None,
-    loggers: list[str] | None = None,
-    executor: ExecutorConfig | None = None,
-    resume: bool = True,
-) -> SweepReport:
-    """Run every planned run not done yet; failures are recorded, not raised.
-
-    With ``resume`` (the default) a run interrupted earlier continues from its last checkpoint.
-
-    ``executor`` (default: local, one run at a time in this process) picks where runs go: a local
-    process pool or Ray tasks (``unicon_bench.sweep.executors``); each run writes its own result file
-    atomically, so workers never conflict. With a rich ``console`` an overall progress bar shows the
-    runs done and the current phase (in this process) or the runs in flight (pool, Ray).
-    ``loggers`` go to every run (``unicon_bench.harness.loggers``). A ``pretrain`` suite first trains (or
-    finds) each scenario's stage 0.
-    """
-    executor = executor or ExecutorConfig()
-    if suite.pretrain_params() is not None:
-        check_output_folder(out if out is not None else suite.out, "sweep output folder")
-        ensure_pretrained(suite, out if out is not None else suite.out, device=device, cache_dir=cache_dir, console=console)
-    report = plan(suite, out)
-    if report.todo:  # a read-only or mistyped output folder fails now, before the first run trains
-        check_output_folder(report.out, "sweep output folder")
-    progress = task = None
-    if console is not None and report.todo:
-        from unicon_bench.harness.reporters import progress_bar
-
-        progress = progress_bar(console, "info")
-        where = "" if executor.in_process else f" ({executor.kind})"
-        task = progress.add_task(f"sweep {suite.name}{where}", total=len(report.todo), info="")
-    jobs = []
-    for run in report.todo:
-        reporter = None
-        if progress is not None and executor.in_process:
-            label = run.label()
-            reporter = LineReporter(
-                lambda text, label=label: progress.update(task, info=f"{label}: {text}" if text else label)
-            )
-        jobs.append(RunJob(run, suite.quick, device, None if cache_dir is None else str(Path(cache_dir).resolve()),
-                           reporter, tuple(loggers or ()), str(Path(report.out).resolve()), resume))
-
-    def done(outcome: Outcome) -> None:
-        run = report.todo[outcome.index]
-        status, detail, trace = outcome.value if outcome.error is None else ("failed", outcome.error, outcome.trace)
-        if status == "written":
-            report.completed.append((run, Path(detail["path"])))
-            if detail["resumed_after"]:
-                report.resumed.append((run, detail["resumed_after"][-1]))
-        elif status == "ok":
-            report.completed.append((run, write_result(parse_result(detail, run.label()), report.out)))
-        else:
-            report.failed.append((run, detail, trace))
-        if progress is not None:
-            progress.advance(task)
-
-    def tick(running: int) -> None:
-        if progress is not None:
-            progress.update(task, info=f"{running} run(s) in flight")
-
-    try:
-        run_jobs(execute_run, jobs, executor, done, tick)
-    finally:
-        if progress is not None:
-            progress.stop()
-    return report
-
-
-def summary_lines(report: SweepReport) -> list[str]:
-    """A plain-text account of the sweep for the terminal."""
-    lines = [
-        f"suite {report.suite}: {len(report.completed)} ran, {len(report.existing)} already done, "
-        f"{len(report.incompatible)} incompatible pairs skipped, {len(report.failed)} failed (results in {report.out})"
-    ]
-    for run, done in report.resumed:
-        lines.append(f"  resumed from a checkpoint after {done} experience(s): {run.label()}")
-    for strategy, scenario, _why in report.incompatible:
-        lines.append(f"  skipped (incompatible): {strategy} on {scenario}")
-    for run, error, _tb in report.failed:
-        lines.append(f"  FAILED: {run.label()}: {error}")
-    return lines

@@ -84,6 +84,7 @@ def build_spec(
                           "use letters, digits, '.', '_' and '-' (starting with a letter or digit)")
     check_output_folder(out, "tune --out")
     if storage is None:
+        Path(out).mkdir(parents=True, exist_ok=True)
         storage = f"sqlite:///{(Path(out) / 'optuna.db').resolve()}"
     storage_kind(storage)
     return TuneSpec(
