@@ -63,14 +63,14 @@ def test_sweep_runs_then_resumes(tmp_path, phantom_cache, torch_one_thread):
 
 @pytest.mark.slow
 def test_failing_run_is_reported_and_others_complete(tmp_path, phantom_cache, torch_one_thread, monkeypatch):
-    real_run = harness.run
+    real_execute = harness.execute
 
-    def flaky(strategy, *args, **kwargs):
-        if strategy == "naive":
+    def flaky(request, *args, **kwargs):
+        if request.strategy == "naive":
             raise RuntimeError("simulated crash\nwith a second line")
-        return real_run(strategy, *args, **kwargs)
+        return real_execute(request, *args, **kwargs)
 
-    monkeypatch.setattr(harness, "run", flaky)
+    monkeypatch.setattr(harness, "execute", flaky)
     suite = load_suite(write_suite(tmp_path / "tiny.yaml", strategies=["naive", "joint"], seeds=[3]))
     report = run_suite(suite, cache_dir=phantom_cache)
     assert not report.ok

@@ -43,15 +43,14 @@ def execute_run(job: RunJob) -> tuple[str, Any, str | None]:
     run = job.run
     claim = None
     try:
+        request = harness.resolve(run.strategy, run.scenario, job.quick, None, run.overrides, seed=run.seed,
+                                  device=job.device, cache_dir=job.cache_dir)
         if job.out and job.resume:  # the worker writes the result itself: claim the run for as long as it lasts
-            claim = _claim(job)
+            claim = _claim(request, Path(job.out))
             if claim is None:
                 return "elsewhere", None, None
-        result, path = harness.run(
-            run.strategy, run.scenario, seed=run.seed, out=job.out if job.loggers or job.resume else None,
-            quick=job.quick, device=job.device, overrides=run.overrides, reporter=job.reporter,
-            cache_dir=job.cache_dir, loggers=list(job.loggers), resume="auto" if job.resume else False,
-        )
+        result, path = harness.execute(request, job.out if job.loggers or job.resume else None, job.reporter,
+                                       list(job.loggers), resume="auto" if job.resume else False)
         if path is not None:
             return "written", {"path": str(path), "resumed_after": list(result.resumed_after)}, None
         return "ok", result.model_dump(mode="json"), None
@@ -65,7 +64,7 @@ def execute_run(job: RunJob) -> tuple[str, Any, str | None]:
 CLAIMS = ".sweep-claims"  # under the output folder: one lock file per run a sweep has claimed
 
 
-def _claim(job: RunJob) -> int | None:
+def _claim(request: harness.RunRequest, out: Path) -> int | None:
     """An exclusive lock on this run for this process, or None when another sweep holds it or has
     written its result meanwhile (two sweeps of one suite into one folder then do each run once).
 
@@ -73,14 +72,12 @@ def _claim(job: RunJob) -> int | None:
     a lock file that another process may be opening would let two processes hold "the" lock)."""
     from unicon_bench.harness.checkpoint import lock_file, run_key
 
-    run = job.run
-    request = harness.resolve(run.strategy, run.scenario, job.quick, None, run.overrides, seed=run.seed)
-    key = run_key(request.spec, run.strategy, request.recorded_params, run.seed, job.quick)
-    folder = Path(job.out) / CLAIMS
+    key = run_key(request.spec, request.strategy, request.recorded_params, request.seed, request.quick)
+    folder = out / CLAIMS
     folder.mkdir(parents=True, exist_ok=True)
     fd = lock_file(folder / f"{key}.lock")
-    if fd is not None and run.seed in find_existing(Path(job.out), request.spec, run.strategy, job.quick,
-                                                    request.recorded_params):
+    if fd is not None and request.seed in find_existing(out, request.spec, request.strategy, request.quick,
+                                                        request.recorded_params):
         os.close(fd)  # finished by another sweep between our plan and our claim
         return None
     return fd
