@@ -386,3 +386,17 @@ def test_msd_valid_dataset_json_still_indexed(tmp_path):
 
 def test_errors_are_the_projects():
     assert issubclass(ConfigError, UniconBenchError)
+
+
+@pytest.mark.parametrize("command", [
+    ["pretrain", "--scenario", "ct_to_pet", "--quick", "--no-progress", "--out", "{out}"],
+    ["tune", "--strategy", "naive", "--scenario", "ct_to_pet", "--quick", "--no-progress", "--trials", "1", "--out", "{out}"],
+])
+@pytest.mark.parametrize("seed", ["-1", "99999999999999999999999"])
+def test_pretrain_and_tune_seeds_checked_before_work(tmp_path, command, seed):
+    out = tmp_path / "out"
+    args = [a.format(out=out) for a in command] + ["--seed", seed]
+    r = CliRunner().invoke(app, args)
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.exit_code == 2 and len(lines) == 1 and "seed must be an integer from 0 to" in lines[0], r.output
+    assert "Traceback" not in r.output and not out.exists()

@@ -60,7 +60,8 @@ def pretrain(
     if extra:
         raise ConfigError(f"pretrain: parameter(s) {', '.join(extra)} do not act on stage 0; known: {', '.join(STAGE0_KEYS)}")
     # The plain image head (as every other strategy has), even when the first task is prognosis.
-    request = harness.resolve(STRATEGY, scenario, quick, None, {**overrides, "fuse_text": False})
+    request = harness.resolve(STRATEGY, scenario, quick, None, {**overrides, "fuse_text": False}, seed=seed,
+                              cache_dir=cache_dir)
     cls, spec, params = request.strategy_cls, request.spec, request.params
     check_output_folder(out, "pretrain --out")  # before training, not after it
     reporter = reporter or harness.SilentReporter()

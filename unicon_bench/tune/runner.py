@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from unicon_bench.errors import ConfigError
+from unicon_bench.harness.request import check_seed
 from unicon_bench.fileio import SAFE_NAME, check_output_folder, inside
 from unicon_bench.sweep.executors import ExecutorConfig, Outcome, run_jobs
 from unicon_bench.tune.study import (
@@ -66,7 +67,9 @@ def build_spec(
     """Check everything (names, fixed parameters, space, objective, storage) before any trial runs."""
     from unicon_bench import harness
 
-    request = harness.resolve(strategy, scenario, quick, None, dict(fixed or {}))
+    request = harness.resolve(strategy, scenario, quick, None, dict(fixed or {}), seed=seed, cache_dir=cache_dir)
+    if sampler_seed is not None:
+        check_seed(sampler_seed, "--sampler-seed")
     cls, scen, params = request.strategy_cls, request.spec, request.params
     names = {f.name for f in dataclasses.fields(cls.params)}
     typed = _plain({k: getattr(params, k) for k in (fixed or {})})
