@@ -27,7 +27,7 @@ def unicon(quick_run):
 def test_quick_run_writes_every_metric(unicon):
     result, path = unicon
     back = read_result(path)
-    assert back == result and back.schema_version == SCHEMA_VERSION == 2
+    assert back == result and back.schema_version == SCHEMA_VERSION == 3
     kinds = ["classification", "prognosis", "segmentation", "segmentation"]
     settings = back.scenario.evaluation
     horizons = settings["ct_prog"]["horizons"]
@@ -58,7 +58,8 @@ def test_schema_1_files_still_read(tmp_path):
     raw = load_json(path)
     assert raw["schema_version"] == 1
     result = read_result(path)
-    assert result.schema_version == 2 and result.per_subject == [] and result.cost.eval_time_s is None
+    assert result.schema_version == SCHEMA_VERSION and result.per_subject == [] and result.cost.eval_time_s is None
+    assert result.env.precision == "fp32" and result.stage0 is None  # upgraded: a CPU run of schema 1 was fp32
     init, R = result.rows()
     grid = {(e["trained_upto"], e["evaluated_on"]): e["value"] for e in raw["matrix"]}
     assert R[2][1] == grid[(2, 1)] and init[0] == grid[(-1, 0)]

@@ -9,6 +9,11 @@ Schema 2 (schema 1 held the primary metric only): the matrix holds every registe
 experience (``unicon_bench.metrics.registry``; the primary one, named in ``scenario.metrics``, is
 what the summary uses), ``per_subject`` keeps the final model's per-subject values, ``cost`` has the
 evaluation time and ``scenario.evaluation`` the resolved evaluation settings.
+
+Schema 3: ``env.precision`` (``fp32`` or ``bf16``: the arithmetic of training and evaluation; runs of
+different precision are never pooled) and ``stage0`` (set when the run started from a shared stage 0,
+see ``unicon_bench.harness.stage0``). Older files are read with the precision their device implies
+(bfloat16 autocast on CUDA, fp32 on the CPU) and no shared stage 0.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from unicon_bench.fileio import SAFE_NAME, atomic_write_text, read_json, validat
 
 from unicon_bench.metrics.registry import METRICS, PRIMARY_OF_TASK, get_metric, metric_key
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 METRIC_OF_TASK = PRIMARY_OF_TASK
 _PRIMARY_NAMES = tuple(PRIMARY_OF_TASK.values())
 
@@ -142,6 +147,15 @@ class Env(_Model):
     threads: int
     deterministic: bool
     determinism: Determinism | None = Field(None, description="optional: absent in files from before it existed")
+    precision: Literal["fp32", "bf16"] = Field(description="arithmetic of training and evaluation (autocast dtype)")
+
+
+class Stage0Info(_Model):
+    """A run whose experience 0 was not trained by itself but loaded from a shared stage 0."""
+
+    key: str = Field(pattern=r"^[0-9a-f]{16,64}$", description="what the stage 0 depends on, hashed")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the stage-0 file loaded")
+    trained_by: str = Field(description="the strategy whose run trained and stored it")
 
 
 class TuningInfo(BaseModel):
@@ -174,6 +188,7 @@ class RunResult(_Model):
     resumed_after: list[int] = Field(
         default_factory=list, description="experiences already done at each resume from a checkpoint (empty: never interrupted)"
     )
+    stage0: Stage0Info | None = Field(None, description="set when experience 0 came from a shared stage 0")
 
     @model_validator(mode="after")
     def _matrix_complete(self) -> "RunResult":
@@ -280,7 +295,15 @@ def _v1_to_v2(data: dict) -> dict:
     return {**data, "schema_version": 2}
 
 
-UPGRADES = {1: _v1_to_v2}  # version -> function turning a file of that version into the next
+def _v2_to_v3(data: dict) -> dict:
+    # Until schema 3 the precision followed the device: bfloat16 autocast on CUDA, none on the CPU.
+    env = data.get("env")
+    if isinstance(env, dict) and "precision" not in env:
+        env = {**env, "precision": "bf16" if env.get("device") == "cuda" else "fp32"}
+    return {**data, "env": env, "schema_version": 3}
+
+
+UPGRADES = {1: _v1_to_v2, 2: _v2_to_v3}  # version -> function turning a file of that version into the next
 
 
 def upgrade(data: dict) -> dict:

@@ -18,6 +18,16 @@ class Device(str, Enum):
     cuda = "cuda"
 
 
+class Precision(str, Enum):
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
+PRECISION_HELP = ("Arithmetic of training and evaluation: fp32, bf16 (bfloat16 autocast, on the CPU too), or auto "
+                  "(bf16 on CUDA, fp32 on the CPU). Recorded in the result; runs of different precision are never pooled.")
+
+
 class Logger(str, Enum):
     tensorboard = "tensorboard"
     mlflow = "mlflow"

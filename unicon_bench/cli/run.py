@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from unicon_bench.cli.common import LOGGER_HELP, Device, Logger, fail
+from unicon_bench.cli.common import LOGGER_HELP, PRECISION_HELP, Device, Logger, Precision, fail
 from unicon_bench.errors import UniconBenchError
 
 
@@ -17,7 +17,8 @@ def run(
     seed: int = typer.Option(0, help="Seed of model initialisation, data order and training."),
     out: Path = typer.Option(Path("results"), help="Folder for result JSON files."),
     quick: bool = typer.Option(False, "--quick", help="Tiny volumes (16^3) and few epochs: a smoke test in seconds."),
-    device: Device = typer.Option(Device.cpu, help="Torch device; cuda trains and evaluates in bfloat16 mixed precision."),
+    device: Device = typer.Option(Device.cpu, help="Torch device."),
+    precision: Precision = typer.Option(Precision.auto, help=PRECISION_HELP),
     set_: list[str] = typer.Option([], "--set", help="Override a strategy parameter: --set key=value (repeatable)."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of strategy parameters."),
     cache_dir: Optional[Path] = typer.Option(None, help="Cache of phantoms and preprocessed manifest studies (default: $UNICON_BENCH_CACHE or the user cache)."),
@@ -47,7 +48,7 @@ def run(
 
         # Names, compatibility and parameters are checked once, here, before any training starts.
         request = harness.resolve(strategy, scenario, quick, str(config) if config else None, overrides,
-                                  seed=seed, device=device.value, cache_dir=cache_dir)
+                                  seed=seed, device=device.value, cache_dir=cache_dir, precision=precision.value)
         if device is Device.cuda:
             import torch
 

@@ -89,10 +89,10 @@ def _progress(raw: Any, path: Path, key: str, n_experiences: int) -> Progress:
     return progress
 
 
-def run_key(spec, strategy: str, params: dict, seed: int, quick: bool) -> str:
+def run_key(spec, strategy: str, params: dict, seed: int, quick: bool, precision: str = "fp32") -> str:
     """A short hash of everything that makes two runs the same run."""
     identity = {"scenario": spec.model_dump(mode="json"), "strategy": strategy, "params": params,
-                "seed": seed, "quick": quick}
+                "seed": seed, "quick": quick, "precision": precision}
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -153,7 +153,7 @@ class RunCheckpoint:
 
     @classmethod
     def open(cls, out: str | Path, spec, strategy: str, params: dict, seed: int, quick: bool,
-             resume: Resume, new_progress, enabled: bool = True) -> "RunCheckpoint":
+             resume: Resume, new_progress, enabled: bool = True, precision: str = "fp32") -> "RunCheckpoint":
         """Claim the latest resumable checkpoint of this run, or start a new run (``new_progress()``).
 
         ``resume``: False starts a new run; True resumes and fails with a ``CheckpointError`` if there
@@ -161,7 +161,7 @@ class RunCheckpoint:
         ``enabled=False``: a new run that saves no checkpoints (``resume`` must be False).
         """
         folder = Path(out) / spec.name / strategy / "checkpoints"
-        key = run_key(spec, strategy, params, seed, quick)
+        key = run_key(spec, strategy, params, seed, quick, precision)
         if not enabled:
             if resume:
                 raise CheckpointError("cannot resume a run without checkpoints")

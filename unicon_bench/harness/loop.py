@@ -64,14 +64,20 @@ def execute(
 
     ckpt = RunCheckpoint.open("." if out is None else out, request.spec, request.strategy, request.recorded_params,
                               request.seed, request.quick, resume, new_progress,
-                              enabled=checkpoints and out is not None)
+                              enabled=checkpoints and out is not None, precision=request.precision)
     finished = False
     try:
         from unicon_bench.harness.loggers import open_trackers
 
         tracker = open_trackers(loggers or [], "." if out is None else out, ckpt.progress.run_id, request.spec,
                                 request.strategy, request.seed, request.recorded_params)
-        result = _loop(request, ckpt, tracker, reporter or SilentReporter(), on_experience, t0)
+        from unicon_bench.strategy.base import PRECISION
+
+        token = PRECISION.set(request.precision)  # every autocast of this run, plugins' included
+        try:
+            result = _loop(request, ckpt, tracker, reporter or SilentReporter(), on_experience, t0)
+        finally:
+            PRECISION.reset(token)
         path = write_result(result, out, overwrite=False) if out is not None else None
         finished = True
     finally:
@@ -160,7 +166,7 @@ def _loop(request: RunRequest, ckpt: RunCheckpoint, tracker, reporter: Reporter,
             **strat.cost_fields(),
             "eval_time_s": evaluator.eval_time_s,
         },
-        env=environment(request.device, request.seed),
+        env=environment(request.device, request.seed, request.precision),
         extras=strat.extras(),
         tuning=request.tuning,
         resumed_after=prog.resumed_after,

@@ -68,7 +68,7 @@ def package_version(name: str) -> str:
         return "unknown"
 
 
-def environment(device: str, seed: int | None = None) -> dict[str, Any]:
+def environment(device: str, seed: int | None = None, precision: str | None = None) -> dict[str, Any]:
     """The result's ``env``: versions, commit, platform, device, threads (and the determinism settings)."""
     import torch
 
@@ -84,6 +84,7 @@ def environment(device: str, seed: int | None = None) -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "deterministic": torch.are_deterministic_algorithms_enabled(),
         **({} if seed is None else {"determinism": determinism(seed)}),
+        **({} if precision is None else {"precision": precision}),
     }
 
 

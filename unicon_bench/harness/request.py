@@ -79,6 +79,17 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
     return value
 
 
+def resolve_precision(precision: str | None, device: str) -> str:
+    """``fp32`` or ``bf16``; ``None`` or ``auto``: the device's default (bf16 on CUDA, fp32 on the CPU)."""
+    from unicon_bench.strategy.params import PRECISIONS, default_precision
+
+    if precision in (None, "auto"):
+        return default_precision(device)
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be auto, {' or '.join(PRECISIONS)}, got {precision!r}")
+    return precision
+
+
 def check_seed(seed: Any, what: str = "seed") -> int:
     """``seed`` as an int in 0..MAX_SEED (numpy's range), or one ``ConfigError``."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
@@ -192,6 +203,7 @@ class RunRequest:
     tuning: Any = None  # results.TuningInfo when the params came from ``unicon-bench tune``
     validation: float | None = None  # evaluate on this share of the training subjects (tuning)
     cache_dir: str | Path | None = None
+    precision: str = "fp32"  # "fp32" or "bf16" (autocast), resolved from the device when not given
 
     @property
     def recorded_params(self) -> dict[str, Any]:
@@ -203,13 +215,15 @@ class RunRequest:
 
 def resolve(strategy: str, scenario: Any, quick: bool = False, config: str | Path | None = None,
             overrides: dict[str, Any] | None = None, *, seed: int = 0, device: str = "cpu",
-            validation: float | None = None, cache_dir: str | Path | None = None) -> RunRequest:
+            validation: float | None = None, cache_dir: str | Path | None = None,
+            precision: str | None = None) -> RunRequest:
     """Check names, compatibility and parameters; ``scenario`` is a name, a YAML path or a ``ScenarioSpec``."""
     from unicon_bench.registry import STRATEGIES
     from unicon_bench.scenario import ScenarioSpec, get_scenario
 
     check_seed(seed)
     check_cache_dir(cache_dir)
+    precision = resolve_precision(precision, device)
     entry = STRATEGIES.entry(strategy)
     spec = scenario if isinstance(scenario, ScenarioSpec) else get_scenario(scenario)
     cls = STRATEGIES.get(strategy)
@@ -222,4 +236,4 @@ def resolve(strategy: str, scenario: Any, quick: bool = False, config: str | Pat
     params = build_params(cls.params, values)
     return RunRequest(strategy=strategy, strategy_cls=cls, spec=spec.quick_version() if quick else spec, params=params,
                       seed=seed, quick=quick, device=device, tuning=load_tuning_info(config) if config else None,
-                      validation=validation, cache_dir=cache_dir)
+                      validation=validation, cache_dir=cache_dir, precision=precision)

@@ -7,6 +7,7 @@ precision, routing a batch by task label, parameter and buffer counting.
 
 from __future__ import annotations
 
+import contextvars
 from typing import Callable, ClassVar
 
 import numpy as np
@@ -14,12 +15,18 @@ import torch
 
 from unicon_bench.data.streams import Stream
 from unicon_bench.registry import STRATEGY_DEFAULTS
-from unicon_bench.strategy.params import BaseParams
+from unicon_bench.strategy.params import BaseParams, default_precision
+
+
+# The arithmetic of the run in progress ("fp32" or "bf16"), set by the harness for the run's duration;
+# unset (a strategy used outside a run): the device's default, ``default_precision``.
+PRECISION: contextvars.ContextVar[str | None] = contextvars.ContextVar("unicon_bench_precision", default=None)
 
 
 def autocast(device: torch.device):
-    """Mixed precision where it pays: bfloat16 autocast on CUDA (no loss scaling needed), none on CPU."""
-    return torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    """The run's precision as an autocast context: bfloat16 autocast for ``bf16`` (CPU or CUDA), none for ``fp32``."""
+    precision = PRECISION.get() or default_precision(device)
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def grouped_forward(model, x, routes, text=None) -> list[tuple[torch.Tensor, int, torch.Tensor]]:

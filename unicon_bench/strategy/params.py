@@ -59,3 +59,12 @@ class BaseParams:
         from unicon_bench.models.foundation import check_params
 
         check_params(self)
+
+
+PRECISIONS = ("fp32", "bf16")  # the arithmetic a run trains and evaluates in
+
+
+def default_precision(device) -> str:
+    """The precision of ``device`` unless asked otherwise: bfloat16 autocast on CUDA (no loss scaling
+    needed), fp32 on the CPU."""
+    return "bf16" if str(device).split(":")[0] == "cuda" else "fp32"

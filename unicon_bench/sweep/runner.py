@@ -72,7 +72,8 @@ def _claim(request: harness.RunRequest, out: Path) -> int | None:
     a lock file that another process may be opening would let two processes hold "the" lock)."""
     from unicon_bench.harness.checkpoint import lock_file, run_key
 
-    key = run_key(request.spec, request.strategy, request.recorded_params, request.seed, request.quick)
+    key = run_key(request.spec, request.strategy, request.recorded_params, request.seed, request.quick,
+                  request.precision)
     folder = out / CLAIMS
     folder.mkdir(parents=True, exist_ok=True)
     fd = lock_file(folder / f"{key}.lock")
