@@ -59,6 +59,7 @@ class FoundationStrategy(AvalancheStrategy):
 
     template_cls = PeftTemplate
     params = PeftParams
+    stage0_family = "peft"  # stage 0 (the foundation on experience 0) is common to unicon, seq_lora and inflora
     merged: ClassVar[bool] = False  # sum every LoRA set on every route (O-LoRA/InfLoRA, seq_lora)
 
     def __init__(self, *args, **kwargs):

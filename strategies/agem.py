@@ -114,6 +114,7 @@ class AGEM(AvalancheStrategy):
     """
 
     family = "rehearsal"
+    stage0_family = "plain"  # experience 0 is plain training: a shared stage 0 replaces it bit-identically
     trainable = "all parameters, every experience"
     params = AGEMParams
 

@@ -70,6 +70,7 @@ class EWC(AvalancheStrategy):
     """Elastic Weight Consolidation: a Fisher-weighted quadratic penalty anchors important weights."""
 
     family = "regularisation"
+    stage0_family = "plain"  # experience 0 is plain training: a shared stage 0 replaces it bit-identically
     trainable = "all parameters, every experience"
     params = EWCParams
 

@@ -87,6 +87,7 @@ class Joint(AvalancheStrategy):
     """Joint (cumulative) training on all experiences seen so far: the upper bound."""
 
     family = "bound"
+    stage0_family = "plain"  # experience 0 is plain training: a shared stage 0 replaces it bit-identically
     trainable = "all parameters, on all data seen so far"
     params = BaseParams
     template_cls = JointTemplate

@@ -43,6 +43,7 @@ class LwF(AvalancheStrategy):
     """
 
     family = "regularisation"
+    stage0_family = "plain"  # experience 0 is plain training: a shared stage 0 replaces it bit-identically
     trainable = "all parameters, every experience"
     params = LwFParams
 

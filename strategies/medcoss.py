@@ -313,6 +313,7 @@ class MedCoSS(AvalancheStrategy):
     """
 
     family = "rehearsal"
+    stage0_family = "plain"  # experience 0 is plain training: a shared stage 0 replaces it bit-identically
     trainable = "all parameters, every experience"
     params = MedCoSSParams
     template_cls = MedCoSSTemplate

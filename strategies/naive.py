@@ -11,5 +11,6 @@ class Naive(AvalancheStrategy):
     """Sequential fine-tuning of the whole network, no protection against forgetting (lower bound)."""
 
     family = "bound"
+    stage0_family = "plain"  # experience 0 is plain training: a shared stage 0 replaces it bit-identically
     trainable = "all parameters, every experience"
     params = BaseParams

@@ -29,6 +29,7 @@ class Replay(AvalancheStrategy):
     """Rehearsal: every batch is joined by a batch of stored subjects from past experiences."""
 
     family = "rehearsal"
+    stage0_family = "plain"  # experience 0 is plain training: a shared stage 0 replaces it bit-identically
     trainable = "all parameters, every experience"
     params = ReplayParams
 

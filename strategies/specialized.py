@@ -13,6 +13,7 @@ class Specialized(AvalancheStrategy):
     """One model per experience from the same initialisation; test-time identity picks the model."""
 
     family = "bound"
+    stage0_family = "plain"  # experience 0 is plain training: a shared stage 0 replaces it bit-identically
     compatible = {"task", "modality"}  # picking the model needs the task identity at test time
     trainable = "a whole new model per experience"
     params = BaseParams

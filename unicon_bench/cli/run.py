@@ -24,6 +24,12 @@ def run(
     cache_dir: Optional[Path] = typer.Option(None, help="Cache of phantoms and preprocessed manifest studies (default: $UNICON_BENCH_CACHE or the user cache)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
     logger: list[Logger] = typer.Option([], "--logger", help=LOGGER_HELP),
+    stage0_cache: Optional[Path] = typer.Option(
+        None, "--stage0-cache",
+        help="Folder of shared stage-0 states: a strategy whose experience 0 is its family's common training "
+             "(naive, ewc, replay, ... or unicon, seq_lora, inflora) starts from one stored there for the same "
+             "scenario, seed and set-up (bit-identical result), or trains it and stores it. `sweep` shares by default.",
+    ),
     resume: bool = typer.Option(
         False, "--resume",
         help="Continue an interrupted run of exactly this strategy, scenario, seed, --quick and parameters "
@@ -48,7 +54,8 @@ def run(
 
         # Names, compatibility and parameters are checked once, here, before any training starts.
         request = harness.resolve(strategy, scenario, quick, str(config) if config else None, overrides,
-                                  seed=seed, device=device.value, cache_dir=cache_dir, precision=precision.value)
+                                  seed=seed, device=device.value, cache_dir=cache_dir, precision=precision.value,
+                                  share_dir=stage0_cache)
         if device is Device.cuda:
             import torch
 

@@ -103,7 +103,10 @@ def _loop(request: RunRequest, ckpt: RunCheckpoint, tracker, reporter: Reporter,
         rows.append(evaluator.row(strat, len(rows) - 1, reporter, label))
         tracker.row(len(rows) - 2, evaluator.primary(rows[-1]))
 
-    if ckpt.restore(strat):  # a resumed run continues after its last checkpoint
+    resumed = ckpt.restore(strat)
+    if not resumed:
+        _share_stage0(request, strat)
+    if resumed:  # a resumed run continues after its last checkpoint
         rows.extend([Evaluation(**ev) for ev in row] for row in prog.rows)
         evaluator.eval_time_s = prog.eval_time_s
         for i, row in enumerate(rows):  # the trackers get the rows done before
@@ -170,4 +173,16 @@ def _loop(request: RunRequest, ckpt: RunCheckpoint, tracker, reporter: Reporter,
         extras=strat.extras(),
         tuning=request.tuning,
         resumed_after=prog.resumed_after,
+        stage0=getattr(strat, "stage0_used", None),
     )
+
+
+def _share_stage0(request: RunRequest, strat) -> None:
+    """Give the strategy the shared stage-0 store of its family, when sharing is on and it can share."""
+    family = getattr(strat, "stage0_family", None)
+    if request.share_dir is None or family is None or strat.foundation.stage0 is not None or request.validation:
+        return  # off, a strategy whose experience 0 is its own, a pretrain-folder stage 0, or a tuning trial
+    from unicon_bench.strategy.stage0 import Stage0Store, stage0_key
+
+    key = stage0_key(family, request.spec, request.seed, strat.stage0_params(), request.precision, request.device)
+    strat.stage0_store = Stage0Store(request.share_dir, key)

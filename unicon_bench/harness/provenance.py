@@ -15,10 +15,20 @@ from typing import Any
 import numpy as np
 
 
+def _import_rng_consumers() -> None:
+    """Import, before seeding, the libraries whose import draws from a global generator (``rich.style``
+    draws from Python's ``random`` at import, and scikit-learn imports rich). Imported lazily by the
+    first run of a process only, they shifted that run's Python stream: A-GEM's memory (``random.shuffle``)
+    then depended on which job a worker had run before. Imported here, every run starts alike."""
+    import rich.style  # noqa: F401
+    import sklearn.metrics  # noqa: F401
+
+
 def seed_everything(seed: int) -> None:
     """Seed every RNG the run touches and ask torch for deterministic kernels."""
     import torch
 
+    _import_rng_consumers()
     # cuBLAS needs this before CUDA starts to run its GEMMs deterministically (no effect on CPU)
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     random.seed(seed)

@@ -204,6 +204,7 @@ class RunRequest:
     validation: float | None = None  # evaluate on this share of the training subjects (tuning)
     cache_dir: str | Path | None = None
     precision: str = "fp32"  # "fp32" or "bf16" (autocast), resolved from the device when not given
+    share_dir: str | Path | None = None  # shared stage-0 folder (strategy.stage0); None: train experience 0 itself
 
     @property
     def recorded_params(self) -> dict[str, Any]:
@@ -216,7 +217,7 @@ class RunRequest:
 def resolve(strategy: str, scenario: Any, quick: bool = False, config: str | Path | None = None,
             overrides: dict[str, Any] | None = None, *, seed: int = 0, device: str = "cpu",
             validation: float | None = None, cache_dir: str | Path | None = None,
-            precision: str | None = None) -> RunRequest:
+            precision: str | None = None, share_dir: str | Path | None = None) -> RunRequest:
     """Check names, compatibility and parameters; ``scenario`` is a name, a YAML path or a ``ScenarioSpec``."""
     from unicon_bench.registry import STRATEGIES
     from unicon_bench.scenario import ScenarioSpec, get_scenario
@@ -236,4 +237,4 @@ def resolve(strategy: str, scenario: Any, quick: bool = False, config: str | Pat
     params = build_params(cls.params, values)
     return RunRequest(strategy=strategy, strategy_cls=cls, spec=spec.quick_version() if quick else spec, params=params,
                       seed=seed, quick=quick, device=device, tuning=load_tuning_info(config) if config else None,
-                      validation=validation, cache_dir=cache_dir, precision=precision)
+                      validation=validation, cache_dir=cache_dir, precision=precision, share_dir=share_dir)

@@ -17,7 +17,9 @@ import torch
 from unicon_bench.data.streams import Stream
 from unicon_bench.strategy.base import Strategy, autocast, count_params, grouped_forward
 from unicon_bench.strategy.losses import TaskLoss
+from unicon_bench.errors import UniconBenchError
 from unicon_bench.strategy.params import BaseParams
+from unicon_bench.strategy.stage0 import Stage0Plugin, Stage0Store
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="no QP solver found", category=UserWarning)
@@ -100,6 +102,9 @@ class AvalancheStrategy(Strategy):
 
     # False: state outside the model, optimizer and known plugins that state_dict() does not cover
     checkpointable: ClassVar[bool] = True
+    # "plain" or "peft": experience 0 is the family's common training, which a shared stage 0 can
+    # replace bit-identically (unicon_bench.strategy.stage0; verified per strategy in tests/test_stage0.py)
+    stage0_family: ClassVar[str | None] = None
 
     template_cls: ClassVar[type[TaskTemplate]] = TaskTemplate
 
@@ -110,6 +115,9 @@ class AvalancheStrategy(Strategy):
         self.model = self.build_model().to(self.device)
         self.foundation = Foundation.prepare(self.model, self.p, self.spec)
         self.progress = ProgressPlugin(self._step)
+        self.stage0_plugin = Stage0Plugin(self)
+        self.stage0_store: Stage0Store | None = None  # set by the harness when the run may share stage 0
+        self.stage0_used: dict | None = None  # the shared stage 0 this run started from
         self.template = self.make_template(self.model)
 
     def _step(self, done: int, total: int, loss: float) -> None:
@@ -143,7 +151,7 @@ class AvalancheStrategy(Strategy):
             train_epochs=self.epochs,
             eval_mb_size=self.spec.train.eval_batch_size,
             device=self.device,
-            plugins=[self.progress, *self.plugins()],
+            plugins=[self.stage0_plugin, self.progress, *self.plugins()],
             evaluator=quiet_evaluator(),
             kinds=self.kinds(),
         )
@@ -159,7 +167,38 @@ class AvalancheStrategy(Strategy):
             finally:
                 self.template.train_epochs = epochs
             return
+        if experience.current_experience == 0 and self.stage0_store is not None:
+            self._train_shared_stage0(experience)
+            return
         self.template.train(experience, num_workers=0)
+
+    def stage0_params(self) -> dict[str, Any]:
+        """The parameters experience 0 of the family depends on: the common ones (``BaseParams``)."""
+        import dataclasses
+
+        return {f.name: getattr(self.p, f.name) for f in dataclasses.fields(BaseParams)}
+
+    def _train_shared_stage0(self, experience) -> None:
+        """Experience 0 from the shared stage 0 if one is stored, else trained and stored for the others."""
+        self.stage0_store.bind(self)
+        found = self.stage0_store.load()
+        if found is None:
+            self.stage0_plugin.mode = "capture"
+            self.template.train(experience, num_workers=0)
+            captured, self.stage0_plugin.captured = self.stage0_plugin.captured, None
+            try:
+                self.stage0_store.save({**captured, "trained_by": self.name})
+            except UniconBenchError as exc:  # the run itself is fine: the next one trains its own stage 0
+                warnings.warn(f"shared stage 0 not stored: {exc}", stacklevel=2)
+            return
+        payload, digest = found
+        self.stage0_plugin.mode, self.stage0_plugin.payload = "restore", payload
+        epochs, self.template.train_epochs = self.template.train_epochs, 0
+        try:
+            self.template.train(experience, num_workers=0)
+        finally:
+            self.template.train_epochs = epochs
+        self.stage0_used = {"key": self.stage0_store.key, "sha256": digest, "trained_by": payload["trained_by"]}
 
     def cost_fields(self) -> dict:
         return self.foundation.cost_fields()
