@@ -1,7 +1,8 @@
-"""Aggregate result files into leaderboard tables: one board per scenario name + version + quick flag.
+"""Aggregate result files into leaderboard tables: one board per scenario name + version + quick flag +
+precision.
 
-Reads result JSON files only (``unicon_bench.results``). Runs of different scenario versions, or
-quick and full runs, never share a board. Within a board, a *method* is a strategy with one set of
+Reads result JSON files only (``unicon_bench.results``). Runs of different scenario versions, quick
+and full runs, or fp32 and bf16 runs (``env.precision``) never share a board. Within a board, a *method* is a strategy with one set of
 parameters (a strategy run with several parameter sets gets one row per set, labelled by the
 parameters that differ). Per method and column: the number of seeds, the mean and the 95 %
 t-interval of the mean (undefined for one seed), the best method and the methods not significantly
@@ -148,7 +149,7 @@ class Run:
 
 @dataclass
 class Board:
-    """All runs of one scenario name + version, quick or full, and their aggregate table."""
+    """All runs of one scenario name + version, quick or full, one precision, and their aggregate table."""
 
     scenario: str
     version: int
@@ -160,10 +161,11 @@ class Board:
     columns: list[str]
     rows: list[dict[str, Any]]  # one per method: method, strategy, paradigm, n_seeds, seeds, cells
     replaced: int = 0  # older runs of an already present (method, seed), not aggregated
+    precision: str = "fp32"  # env.precision of every run on the board
 
     @property
     def title(self) -> str:
-        return f"{self.scenario} v{self.version}" + (" (quick)" if self.quick else "")
+        return scenario_title(self.scenario, self.version, self.quick, self.precision)
 
     def methods(self) -> list[str]:
         return [r["method"] for r in self.rows]
@@ -177,7 +179,8 @@ class Board:
 
         records = []
         for row in self.rows:
-            rec = {"scenario": self.scenario, "version": self.version, "quick": self.quick, "strategy": row["method"],
+            rec = {"scenario": self.scenario, "version": self.version, "quick": self.quick,
+                   "precision": self.precision, "strategy": row["method"],
                    "paradigm": row["paradigm"], "n_seeds": row["n_seeds"]}
             for col in self.columns:
                 cell = row["cells"][col]
@@ -247,7 +250,7 @@ def _mark(rows: list[dict], runs: list[Run], col: str) -> None:
 
 
 def build_board(runs: list[Run]) -> Board:
-    """Aggregate the runs of one (scenario, version, quick) group."""
+    """Aggregate the runs of one (scenario, version, quick, precision) group."""
     first = runs[0].result.scenario
     _label_methods(runs)
     for r in runs:
@@ -270,15 +273,21 @@ def build_board(runs: list[Run]) -> Board:
     rows.sort(key=lambda r: (r["cells"][fa]["mean"] is None, -(r["cells"][fa]["mean"] or 0.0), r["method"]))
     return Board(scenario=first.name, version=first.version, quick=first.quick, kind=first.kind,
                  experiences=list(first.experiences), metrics=list(first.metrics), runs=runs,
-                 columns=columns, rows=rows, replaced=replaced)
+                 columns=columns, rows=rows, replaced=replaced, precision=runs[0].result.env.precision)
+
+
+def scenario_title(name: str, version: int, quick: bool, precision: str = "fp32") -> str:
+    """``ct_to_pet v2 (quick, bf16)``: what a board holds; fp32 and full size go unsaid."""
+    marks = (["quick"] if quick else []) + ([] if precision == "fp32" else [precision])
+    return f"{name} v{version}" + (f" ({', '.join(marks)})" if marks else "")
 
 
 def aggregate(results: Iterable[tuple[Path, RunResult]]) -> list[Board]:
-    """Group results by scenario name, version and quick flag (never mixed) and aggregate each group."""
-    groups: dict[tuple[str, int, bool], list[Run]] = {}
+    """Group results by scenario name, version, quick flag and precision (never mixed) and aggregate each group."""
+    groups: dict[tuple[str, int, bool, str], list[Run]] = {}
     for path, result in results:
         s = result.scenario
-        groups.setdefault((s.name, s.version, s.quick), []).append(Run(Path(path), result))
+        groups.setdefault((s.name, s.version, s.quick, result.env.precision), []).append(Run(Path(path), result))
     return [build_board(groups[key]) for key in sorted(groups)]
 
 

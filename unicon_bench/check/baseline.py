@@ -1,6 +1,6 @@
 """The CI regression gate: compare result files with a committed baseline, uncertainty included.
 
-A baseline file (``baselines/ci.json``) holds, per scenario (name, version, quick flag) and method,
+A baseline file (``baselines/ci.json``) holds, per scenario (name, version, quick flag, precision) and method,
 the mean, t-interval half-width and per-seed values of the final average, the BWT and the final
 score on every experience, aggregated as the leaderboard does (``unicon_bench.analysis.aggregate``),
 and one absolute tolerance per metric; ``--metric`` adds the final value of any other registered metric
@@ -9,7 +9,8 @@ metric's own direction (a lower HD95 is an improvement). A row *regresses* when 
 baseline mean by more than ``max(tolerance, sqrt(h_base**2 + h_cur**2))``, ``h`` being the half-widths
 of the two t-intervals (0 for a single seed). Improvements are reported and never fail. A row absent
 from the results, or undefined there, fails unless missing rows are allowed. Different scenario
-versions, or quick and full runs, are never compared: that is a usage error. Result files of an older
+versions, quick and full runs, or fp32 and bf16 runs are never compared: that is a usage error (an
+entry without ``precision``, from baseline schema 1, is fp32, as the CPU runs it was made from). Result files of an older
 schema are converted on load (``unicon_bench.results``), so a baseline made from schema-1 results still
 gates schema-2 results on the rows it names; a newer result schema than the baseline's is compared,
 an older one is not.
@@ -21,7 +22,7 @@ import json
 import math
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -42,7 +43,7 @@ from unicon_bench.metrics.columns import COLUMNS
 from unicon_bench.metrics.registry import METRICS, get_metric, split_key
 from unicon_bench.results import atomic_write_text
 
-BASELINE_SCHEMA_VERSION = 1
+BASELINE_SCHEMA_VERSION = 2  # 2: each entry names its precision (absent in 1: fp32)
 # Absolute tolerances: the summary columns' from the column table (final average and BWT), every
 # metric's from the metric registry, in the metric's unit (HD95 1 mm, volumes 0.5 ml...).
 DEFAULT_TOLERANCES = {**{c.name: c.tolerance for c in COLUMNS.values() if c.tolerance is not None},
@@ -72,11 +73,12 @@ class Stat(_Model):
 
 
 class Entry(_Model):
-    """One method on one scenario version, quick or full."""
+    """One method on one scenario version, quick or full, in one precision."""
 
     scenario: str
     scenario_version: int
     quick: bool
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="env.precision of its runs (schema 1: fp32)")
     strategy: str
     method: str
     params: dict
@@ -86,7 +88,7 @@ class Entry(_Model):
 
     @property
     def title(self) -> str:
-        return scenario_title(self.scenario, self.scenario_version, self.quick)
+        return scenario_title(self.scenario, self.scenario_version, self.quick, self.precision)
 
 
 class Baseline(_Model):
@@ -100,8 +102,9 @@ class Baseline(_Model):
     entries: list[Entry]
 
 
-def scenario_title(name: str, version: int, quick: bool) -> str:
-    return f"{name} v{version} ({'quick' if quick else 'full'})"
+def scenario_title(name: str, version: int, quick: bool, precision: str = "fp32") -> str:
+    """``ct_to_pet v2 (quick)``, ``ct_to_pet v2 (full, bf16)``: fp32 goes unsaid."""
+    return f"{name} v{version} ({'quick' if quick else 'full'}{'' if precision == 'fp32' else ', ' + precision})"
 
 
 def tolerance_key(entry: Entry, row: str) -> str:
@@ -199,13 +202,14 @@ def _entries(boards: list[Board], confidence: float, metrics: tuple[str, ...] = 
         for row in board.rows:
             runs = board.runs_of(row["method"])
             entries.append(Entry(
-                scenario=board.scenario, scenario_version=board.version, quick=board.quick, strategy=row["strategy"],
+                scenario=board.scenario, scenario_version=board.version, quick=board.quick,
+                precision=board.precision, strategy=row["strategy"],
                 method=row["method"], params=runs[0].result.strategy.params, seeds=row["seeds"],
                 experiences=dict(zip(board.experiences, board.metrics)),
                 rows={col: _stat({r.result.seed: r.values.get(col) for r in runs}, confidence)
                       for col in _rows_of(board, metrics)},
             ))
-    return sorted(entries, key=lambda e: (e.scenario, e.scenario_version, e.quick, e.method))
+    return sorted(entries, key=lambda e: (e.scenario, e.scenario_version, e.quick, e.precision, e.method))
 
 
 def build_baseline(results_dir: str | Path, suite: dict | None = None, tolerances: dict[str, float] | None = None,

@@ -83,12 +83,13 @@ def judge(base: Stat, current: Stat, tolerance: float, up: bool = True) -> tuple
 def _match(entry: Entry, boards: list[Board], notes: list[str]):
     """The board row of ``entry`` in the results and its board, or ``(None, None)`` if absent."""
     named = [b for b in boards if b.scenario == entry.scenario]
-    board = next((b for b in named if (b.version, b.quick) == (entry.scenario_version, entry.quick)), None)
+    wanted = (entry.scenario_version, entry.quick, entry.precision)
+    board = next((b for b in named if (b.version, b.quick, b.precision) == wanted), None)
     if board is None:
         if named:
-            found = ", ".join(scenario_title(b.scenario, b.version, b.quick) for b in named)
+            found = ", ".join(scenario_title(b.scenario, b.version, b.quick, b.precision) for b in named)
             raise CheckError(f"scenario {entry.scenario}: the baseline is {entry.title} but the results hold {found}; "
-                             "different scenario versions or quick/full runs are never compared "
+                             "different scenario versions, quick/full or fp32/bf16 runs are never compared "
                              "(re-run the suite, or regenerate the baseline with --update-baseline)")
         return None, None
     same = [r for r in board.rows if r["strategy"] == entry.strategy]
@@ -130,7 +131,7 @@ def compare(baseline: Baseline, results_dir: str | Path, allow_missing: bool = F
         board, found = _match(entry, boards, report.notes)
         runs = board.runs_of(found["method"]) if found else []
         if found:
-            matched.add((board.scenario, board.version, board.quick, found["method"]))
+            matched.add((board.scenario, board.version, board.quick, board.precision, found["method"]))
         for col, base in entry.rows.items():
             tolerance = baseline.tolerances[tolerance_key(entry, col)]
             if base.mean is None:
@@ -145,8 +146,8 @@ def compare(baseline: Baseline, results_dir: str | Path, allow_missing: bool = F
                 continue
             delta, allowed, verdict = judge(base, current, tolerance, higher_is_better(col))
             report.rows.append(Row(entry, col, base, current, delta, allowed, verdict))
-    extra = [f"{scenario_title(b.scenario, b.version, b.quick)} {r['method']}" for b in boards for r in b.rows
-             if (b.scenario, b.version, b.quick, r["method"]) not in matched]
+    extra = [f"{scenario_title(b.scenario, b.version, b.quick, b.precision)} {r['method']}" for b in boards
+             for r in b.rows if (b.scenario, b.version, b.quick, b.precision, r["method"]) not in matched]
     if extra:
         report.notes.append(f"not in the baseline, not checked: {', '.join(extra)}")
     if all(r.verdict == "n/a" or (allow_missing and r.verdict in FAILING[1:]) for r in report.rows):

@@ -26,6 +26,7 @@ class Precision(str, Enum):
 
 PRECISION_HELP = ("Arithmetic of training and evaluation: fp32, bf16 (bfloat16 autocast, on the CPU too), or auto "
                   "(bf16 on CUDA, fp32 on the CPU). Recorded in the result; runs of different precision are never pooled.")
+SUITE_PRECISION_HELP = PRECISION_HELP + " Default: the suite's `precision` (auto when it names none)."
 
 
 class Logger(str, Enum):

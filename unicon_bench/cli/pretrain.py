@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from unicon_bench.cli.common import Device, fail
+from unicon_bench.cli.common import PRECISION_HELP, Device, Precision, fail
 from unicon_bench.errors import UniconBenchError
 
 def pretrain(
@@ -16,6 +16,7 @@ def pretrain(
     seed: int = typer.Option(0, help="Seed of initialisation, data order and training."),
     quick: bool = typer.Option(False, "--quick", help="The scenario's quick version (16^3 volumes, few epochs)."),
     device: Device = typer.Option(Device.cpu, help="Torch device."),
+    precision: Precision = typer.Option(Precision.auto, help=PRECISION_HELP),
     set_: list[str] = typer.Option([], "--set", help="Stage-0 parameter: epochs, lr, batch_size, weight_decay, "
                                    "backbone, backbone_options, backbone_weights, weights_map, weights_ignore, freeze."),
     cache_dir: Optional[Path] = typer.Option(None, help="Phantom cache folder (default: $UNICON_BENCH_CACHE or the user cache)."),
@@ -39,10 +40,11 @@ def pretrain(
 
             reporter = RichReporter(Console(stderr=True))
         meta, folder = train_stage0(scenario, out, seed=seed, quick=quick, device=device.value,
-                                    overrides=parse_overrides(set_), reporter=reporter, cache_dir=cache_dir)
+                                    overrides=parse_overrides(set_), reporter=reporter, cache_dir=cache_dir,
+                                    precision=precision.value)
     except UniconBenchError as exc:
         fail(exc)
     s = meta["score"]
-    typer.echo(f"stage 0: {meta['experience']} ({meta['backbone']}), {s['metric']} {s['value']}, "
+    typer.echo(f"stage 0: {meta['experience']} ({meta['backbone']}, {meta['precision']}), {s['metric']} {s['value']}, "
                f"{meta['train_time_s']:.1f} s; sha256 {meta['sha256'][:16]}...")
     typer.echo(f"checkpoint: {folder}")

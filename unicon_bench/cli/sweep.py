@@ -7,13 +7,15 @@ from typing import Optional
 
 import typer
 
-from unicon_bench.cli.common import ADDRESS_HELP, EXECUTOR_HELP, LOGGER_HELP, Device, Executor, Logger, fail, stoppable
+from unicon_bench.cli.common import (ADDRESS_HELP, EXECUTOR_HELP, LOGGER_HELP, SUITE_PRECISION_HELP, Device, Executor, Logger,
+                                     Precision, fail, stoppable)
 from unicon_bench.errors import UniconBenchError
 
 def sweep(
     suite: Path = typer.Argument(..., help="Suite YAML file, e.g. suites/default.yaml."),
     out: Optional[Path] = typer.Option(None, help="Folder for result JSON files (default: the suite's `out`)."),
-    device: Device = typer.Option(Device.cpu, help="Torch device; cuda trains and evaluates in bfloat16 mixed precision."),
+    device: Device = typer.Option(Device.cpu, help="Torch device."),
+    precision: Optional[Precision] = typer.Option(None, help=SUITE_PRECISION_HELP, show_default=False),
     cache_dir: Optional[Path] = typer.Option(None, help="Phantom cache folder (default: $UNICON_BENCH_CACHE or the user cache)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the overall progress bar."),
     logger: list[Logger] = typer.Option([], "--logger", help=LOGGER_HELP),
@@ -42,7 +44,8 @@ def sweep(
             where = ExecutorConfig(executor.value, workers=workers, address=address, gpus=float(device is Device.cuda))
             report = run_suite(load_suite(suite), out=out, device=device.value, cache_dir=cache_dir,
                                console=Console(stderr=True) if progress else None,
-                               loggers=[lg.value for lg in logger], executor=where, resume=resume)
+                               loggers=[lg.value for lg in logger], executor=where, resume=resume,
+                               precision=None if precision is None else precision.value)
     except UniconBenchError as exc:
         fail(exc)
     typer.echo("\n".join(summary_lines(report)))

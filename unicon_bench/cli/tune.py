@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from unicon_bench.cli.common import ADDRESS_HELP, EXECUTOR_HELP, Device, Executor, fail, stoppable
+from unicon_bench.cli.common import ADDRESS_HELP, EXECUTOR_HELP, PRECISION_HELP, Device, Executor, Precision, fail, stoppable
 from unicon_bench.errors import UniconBenchError
 
 def tune(
@@ -30,6 +30,7 @@ def tune(
     executor: Executor = typer.Option(Executor.local, help=EXECUTOR_HELP),
     address: Optional[str] = typer.Option(None, help=ADDRESS_HELP),
     device: Device = typer.Option(Device.cpu, help="Torch device."),
+    precision: Precision = typer.Option(Precision.auto, help=PRECISION_HELP + " A study holds one precision."),
     cache_dir: Optional[Path] = typer.Option(None, help="Phantom cache folder (default: $UNICON_BENCH_CACHE or the user cache)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar over trials."),
 ) -> None:
@@ -46,7 +47,7 @@ def tune(
             strategy, scenario, out=out, storage=storage, study_name=study_name, fixed=parse_overrides(set_),
             objective=objective, cost=multi_objective, quick=quick, seed=seed,
             device=device.value, validation=validation, pruning=pruning, cache_dir=cache_dir,
-            sampler_seed=sampler_seed, budget_minutes=budget_minutes,
+            sampler_seed=sampler_seed, budget_minutes=budget_minutes, precision=precision.value,
         )
         again = "finished trials are kept in the study; run the same command again to add trials to it"
         with stoppable("tuning", again):

@@ -41,10 +41,11 @@ def run(
     validation: float | None = None,
     resume: Resume = False,
     checkpoints: bool = True,
+    precision: str | None = None,
 ):
     """Resolve and execute one run: ``(result, path)``. See ``resolve`` and ``execute`` for the arguments."""
     request = resolve(strategy, scenario, quick, config, overrides, seed=seed, device=device,
-                      validation=validation, cache_dir=cache_dir)
+                      validation=validation, cache_dir=cache_dir, precision=precision)
     return execute(request, out, reporter, loggers, on_experience=on_experience, resume=resume,
                    checkpoints=checkpoints)
 

@@ -30,6 +30,7 @@ class RunJob:
     loggers: tuple[str, ...] = ()
     out: str = ""  # absolute; workers write there themselves with loggers or resume (checkpoints)
     resume: bool = False
+    precision: str = "fp32"  # resolved by the plan for the sweep's device
 
 
 def execute_run(job: RunJob) -> tuple[str, Any, str | None]:
@@ -44,7 +45,7 @@ def execute_run(job: RunJob) -> tuple[str, Any, str | None]:
     claim = None
     try:
         request = harness.resolve(run.strategy, run.scenario, job.quick, None, run.overrides, seed=run.seed,
-                                  device=job.device, cache_dir=job.cache_dir)
+                                  device=job.device, cache_dir=job.cache_dir, precision=job.precision)
         if job.out and job.resume:  # the worker writes the result itself: claim the run for as long as it lasts
             claim = _claim(request, Path(job.out))
             if claim is None:
@@ -78,7 +79,7 @@ def _claim(request: harness.RunRequest, out: Path) -> int | None:
     folder.mkdir(parents=True, exist_ok=True)
     fd = lock_file(folder / f"{key}.lock")
     if fd is not None and request.seed in find_existing(out, request.spec, request.strategy, request.quick,
-                                                        request.recorded_params):
+                                                        request.recorded_params, request.precision):
         os.close(fd)  # finished by another sweep between our plan and our claim
         return None
     return fd
@@ -93,6 +94,7 @@ def run_suite(
     loggers: list[str] | None = None,
     executor: ExecutorConfig | None = None,
     resume: bool = True,
+    precision: str | None = None,
 ) -> SweepReport:
     """Run every planned run not done yet; failures are recorded, not raised.
 
@@ -103,13 +105,14 @@ def run_suite(
     atomically, so workers never conflict. With a rich ``console`` an overall progress bar shows the
     runs done and the current phase (in this process) or the runs in flight (pool, Ray).
     ``loggers`` go to every run (``unicon_bench.harness.loggers``). A ``pretrain`` suite first trains (or
-    finds) each scenario's stage 0.
+    finds) each scenario's stage 0. ``precision`` (fp32, bf16, auto) overrides the suite's ``precision``.
     """
     executor = executor or ExecutorConfig()
     if suite.pretrain_params() is not None:
         check_output_folder(out if out is not None else suite.out, "sweep output folder")
-        ensure_pretrained(suite, out if out is not None else suite.out, device=device, cache_dir=cache_dir, console=console)
-    report = plan(suite, out)
+        ensure_pretrained(suite, out if out is not None else suite.out, device=device, cache_dir=cache_dir,
+                          console=console, precision=precision)
+    report = plan(suite, out, device, precision)
     if report.todo:  # a read-only or mistyped output folder fails now, before the first run trains
         check_output_folder(report.out, "sweep output folder")
     progress = task = None
@@ -128,7 +131,7 @@ def run_suite(
                 lambda text, label=label: progress.update(task, info=f"{label}: {text}" if text else label)
             )
         jobs.append(RunJob(run, suite.quick, device, None if cache_dir is None else str(Path(cache_dir).resolve()),
-                           reporter, tuple(loggers or ()), str(Path(report.out).resolve()), resume))
+                           reporter, tuple(loggers or ()), str(Path(report.out).resolve()), resume, report.precision))
 
     def done(outcome: Outcome) -> None:
         run = report.todo[outcome.index]

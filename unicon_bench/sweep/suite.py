@@ -12,10 +12,11 @@ A suite file looks like::
       replay: {mem_size: 50}
     pretrain: true             # optional: train stage 0 once per scenario, every strategy reuses it
                                # (or a mapping: {seed: 0, backbone: swin_unetr, epochs: 20, ...})
+    precision: auto            # optional: auto (bf16 on CUDA, fp32 on the CPU), fp32 or bf16
 
 Sweeps are resumable: a run interrupted mid-way continues from its last checkpoint (see
 ``unicon_bench.harness.checkpoint``), and a run is skipped when ``<out>/<scenario>/<strategy>/`` already holds a valid
-result with the same scenario name and version, strategy name, seed, quick flag and parameters.
+result with the same scenario name and version, strategy name, seed, quick flag, parameters and precision.
 Incompatible strategy x scenario pairs are listed as skipped, not failed; a failing run is recorded
 and the others still run.
 
@@ -37,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from unicon_bench import harness
 from unicon_bench.errors import ConfigError, IncompatibleError, UniconBenchError
 from unicon_bench.fileio import Int, read_yaml_mapping, validate
-from unicon_bench.harness.request import check_params, check_seed, recorded_params
+from unicon_bench.harness.request import check_params, check_seed, recorded_params, resolve_precision
 from unicon_bench.registry import list_strategies
 from unicon_bench.results import ResultError, read_result
 from unicon_bench.scenario import list_scenarios
@@ -59,6 +60,7 @@ class Suite(BaseModel):
     out: str = "results"
     params: dict[str, dict[str, Any]] = Field(default_factory=dict)
     pretrain: bool | dict[str, Any] = Field(False, description="train stage 0 once per scenario and share it")
+    precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="arithmetic of every run (auto: by device)")
 
     @field_validator("seeds", "params", "pretrain")
     @classmethod
@@ -133,34 +135,40 @@ def load_suite(path: str | Path) -> Suite:
     return suite
 
 
-def pretrain_folder(out: str | Path, scenario: str, quick: bool) -> Path:
+def pretrain_folder(out: str | Path, scenario: str, quick: bool, precision: str = "fp32") -> Path:
+    """``OUT/pretrain/<scenario>[-quick][-bf16]``: a stage 0 per precision, fp32's where it always was."""
     from unicon_bench.scenario import get_scenario
 
-    return Path(out) / "pretrain" / (get_scenario(scenario).name + ("-quick" if quick else ""))
+    suffix = ("-quick" if quick else "") + ("" if precision == "fp32" else f"-{precision}")
+    return Path(out) / "pretrain" / (get_scenario(scenario).name + suffix)
 
 
-def ensure_pretrained(suite: Suite, out: str | Path, device: str = "cpu", cache_dir=None, console=None) -> dict[str, Path]:
-    """Per scenario, the stage-0 checkpoint folder of a ``pretrain`` suite (trained unless reusable)."""
+def ensure_pretrained(suite: Suite, out: str | Path, device: str = "cpu", cache_dir=None, console=None,
+                      precision: str | None = None) -> dict[str, Path]:
+    """Per scenario, the stage-0 checkpoint folder of a ``pretrain`` suite (trained unless reusable), in the
+    suite's precision unless ``precision`` overrides it."""
     from unicon_bench.harness.pretrain import pretrain, reusable
 
+    precision = resolve_precision(precision or suite.precision, device)
     folders = {}
     for scenario in suite.scenario_names():
-        folder = pretrain_folder(out, scenario, suite.quick)
+        folder = pretrain_folder(out, scenario, suite.quick, precision)
         params, seed = suite.pretrain_params(), suite.pretrain_seed()
-        if not reusable(folder, scenario, suite.quick, seed, params):
+        if not reusable(folder, scenario, suite.quick, seed, params, precision):
             if console is not None:
-                console.print(f"pretraining stage 0 of {scenario} (seed {seed}) into {folder}")
-            pretrain(scenario, folder, seed=seed, quick=suite.quick, device=device, overrides=params, cache_dir=cache_dir)
+                console.print(f"pretraining stage 0 of {scenario} (seed {seed}, {precision}) into {folder}")
+            pretrain(scenario, folder, seed=seed, quick=suite.quick, device=device, overrides=params, cache_dir=cache_dir,
+                     precision=precision)
         folders[scenario] = folder
     return folders
 
 
-def _overrides(suite: Suite, strategy: str, scenario: str, out: Path) -> dict[str, Any]:
+def _overrides(suite: Suite, strategy: str, scenario: str, out: Path, precision: str) -> dict[str, Any]:
     """A strategy's parameters in the suite, plus the shared stage 0 of a ``pretrain`` suite."""
     overrides = dict(suite.params.get(strategy, {}))
     stage0 = suite.pretrain_params()
     if stage0 is not None:
-        overrides["backbone_weights"] = str(pretrain_folder(out, scenario, suite.quick))
+        overrides["backbone_weights"] = str(pretrain_folder(out, scenario, suite.quick, precision))
         for key in ("backbone", "backbone_options"):
             if key in stage0:
                 overrides[key] = stage0[key]
@@ -191,6 +199,7 @@ class SweepReport:
     todo: list[PlannedRun] = field(default_factory=list)
     resumed: list[tuple[PlannedRun, int]] = field(default_factory=list)  # (run, experiences it resumed after)
     elsewhere: list[PlannedRun] = field(default_factory=list)  # claimed or finished by another sweep meanwhile
+    precision: str = "fp32"  # of every run of the sweep, resolved for its device
 
     @property
     def ok(self) -> bool:
@@ -202,8 +211,9 @@ def _normalised(params: dict) -> Any:
     return json.loads(json.dumps(params))
 
 
-def find_existing(out: Path, spec, strategy: str, quick: bool, params: dict) -> dict[int, Path]:
-    """Per seed, the first valid result of exactly this run in ``out`` (each file read once)."""
+def find_existing(out: Path, spec, strategy: str, quick: bool, params: dict, precision: str) -> dict[int, Path]:
+    """Per seed, the first valid result of exactly this run in ``out`` (each file read once); a result of
+    another precision is another run."""
     folder = Path(out) / spec.name / strategy
     if not folder.is_dir():
         return {}
@@ -219,31 +229,36 @@ def find_existing(out: Path, spec, strategy: str, quick: bool, params: dict) -> 
             and r.scenario.version == spec.version
             and r.strategy.name == strategy
             and r.scenario.quick == quick
+            and r.env.precision == precision
             and _normalised(r.strategy.params) == wanted
         ):
             found.setdefault(r.seed, path)
     return found
 
 
-def plan(suite: Suite, out: str | Path | None = None) -> SweepReport:
+def plan(suite: Suite, out: str | Path | None = None, device: str = "cpu", precision: str | None = None) -> SweepReport:
     """Resolve every pair (names, compatibility, parameters) and find the runs already done.
+
+    ``precision`` (fp32, bf16, auto) overrides the suite's; ``report.precision`` is the one resolved for ``device``.
 
     Raises ``ConfigError`` for parameters that do not fit a strategy: the suite itself is wrong.
     """
     out_dir = Path(out if out is not None else suite.out)
-    report = SweepReport(suite=suite.name, out=out_dir)
+    report = SweepReport(suite=suite.name, out=out_dir,
+                         precision=resolve_precision(precision or suite.precision, device))
     for scenario in suite.scenario_names():
         for strategy in suite.strategy_names():
-            overrides = _overrides(suite, strategy, scenario, out_dir)
+            overrides = _overrides(suite, strategy, scenario, out_dir, report.precision)
             try:
-                request = harness.resolve(strategy, scenario, suite.quick, None, overrides)
+                request = harness.resolve(strategy, scenario, suite.quick, None, overrides, device=device,
+                                          precision=report.precision)
                 spec, params = request.spec, request.params
             except IncompatibleError as exc:
                 report.incompatible.append((strategy, scenario, str(exc)))
                 continue
             except UniconBenchError as exc:
                 raise ConfigError(f"suite '{suite.name}': {strategy} on {scenario}: {exc}") from None
-            existing = find_existing(out_dir, spec, strategy, suite.quick, recorded_params(params))
+            existing = find_existing(out_dir, spec, strategy, suite.quick, recorded_params(params), request.precision)
             for seed in suite.seed_list():
                 run = PlannedRun(strategy, scenario, seed, overrides)
                 done = existing.get(seed)

@@ -63,11 +63,16 @@ def build_spec(
     sampler_seed: int | None = None,
     budget_minutes: float | None = None,
     space: dict[str, tuple] | None = None,
+    precision: str | None = None,
 ) -> TuneSpec:
-    """Check everything (names, fixed parameters, space, objective, storage) before any trial runs."""
+    """Check everything (names, fixed parameters, space, objective, storage) before any trial runs.
+
+    ``precision`` (fp32, bf16, auto/None: the device's default) is every trial's; the default study name
+    ends in ``-bf16`` for bf16 so that the two precisions never share a study."""
     from unicon_bench import harness
 
-    request = harness.resolve(strategy, scenario, quick, None, dict(fixed or {}), seed=seed, cache_dir=cache_dir)
+    request = harness.resolve(strategy, scenario, quick, None, dict(fixed or {}), seed=seed, device=device,
+                              cache_dir=cache_dir, precision=precision)
     if sampler_seed is not None:
         check_seed(sampler_seed, "--sampler-seed")
     cls, scen, params = request.strategy_cls, request.spec, request.params
@@ -92,11 +97,13 @@ def build_spec(
     storage_kind(storage)
     return TuneSpec(
         strategy=strategy, scenario=str(scenario), storage=storage,
-        study_name=study_name or f"{strategy}-{scen.name}" + ("-quick" if quick else ""),
+        study_name=study_name or f"{strategy}-{scen.name}" + ("-quick" if quick else "")
+        + ("" if request.precision == "fp32" else f"-{request.precision}"),
         space=space, fixed=typed, objective=objective, cost=cost, quick=quick, seed=seed, device=device,
         validation=validation, pruning=pruning, prune_after=prune_after,
         cache_dir=None if cache_dir is None else str(Path(cache_dir).resolve()), sampler_seed=sampler_seed,
         deadline=None if budget_minutes is None else time.time() + 60.0 * budget_minutes,
+        precision=request.precision,
     )
 
 
@@ -202,11 +209,11 @@ def write_outputs(study, spec: TuneSpec, folder: Path, report: TuneReport) -> No
     tuning = {"study": spec.study_name, "trials": report.total, "storage": storage_kind(spec.storage),
               "objective": objectives, "best_trial": best.number, "best_value": best.values[0],
               "strategy": spec.strategy, "scenario": spec.scenario, "quick": spec.quick, "seed": spec.seed,
-              "validation": spec.validation, "searched": sorted(spec.space)}
+              "validation": spec.validation, "precision": spec.precision, "searched": sorted(spec.space)}
     header = (f"# Best parameters of Optuna study {spec.study_name} ({report.total} trials, scored on a validation\n"
               f"# split of the training subjects). Use them with:\n"
               f"#   unicon-bench run --strategy {spec.strategy} --scenario {spec.scenario}"
-              f"{' --quick' if spec.quick else ''} --config {folder / 'best_params.yaml'}\n")
+              f"{' --quick' if spec.quick else ''} --precision {spec.precision} --config {folder / 'best_params.yaml'}\n")
     body = {"params": {**spec.fixed, **best.params}, "tuning": tuning}
     report.best_params = folder / "best_params.yaml"
     atomic_write_text(report.best_params, header + yaml.safe_dump(body, sort_keys=False))

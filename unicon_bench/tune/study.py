@@ -52,6 +52,7 @@ class TuneSpec:
     cache_dir: str | None = None
     sampler_seed: int | None = None
     deadline: float | None = None  # epoch seconds (--budget-minutes): no trial starts after it
+    precision: str = "fp32"  # of every trial's run (resolved for the device); a study holds one precision
 
     @property
     def directions(self) -> list[str]:
@@ -147,6 +148,12 @@ def open_study(spec: TuneSpec, sampler_seed: int | None = None):
     if [d.name.lower() for d in study.directions] != spec.directions:
         raise TuneError(f"study {spec.study_name} exists with directions "
                         f"{[d.name.lower() for d in study.directions]}; this tune asks for {spec.directions}")
+    held = study.user_attrs.get("precision")
+    if held is None:
+        study.set_user_attr("precision", spec.precision)
+    elif held != spec.precision:  # trials of two precisions would be ranked against each other
+        raise TuneError(f"study {spec.study_name} holds {held} trials; this tune asks for {spec.precision} "
+                        "(use another --study-name, or --precision " + held + ")")
     return study
 
 
@@ -170,7 +177,7 @@ def objective(trial, spec: TuneSpec) -> float | tuple[float, float]:
         result, _ = harness.run(spec.strategy, spec.scenario, seed=spec.seed, out=None, quick=spec.quick,
                                 device=spec.device, overrides=params, cache_dir=spec.cache_dir,
                                 on_experience=report if spec.pruning and not spec.cost else None,
-                                validation=spec.validation)
+                                validation=spec.validation, precision=spec.precision)
     except optuna.TrialPruned:
         raise
     except Exception as exc:  # recorded on the trial (Optuna marks it failed), the study goes on
