@@ -154,3 +154,21 @@ def test_a_run_does_not_depend_on_what_its_process_ran_before(tmp_path, phantom_
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "naive"
+
+
+def test_sweep_shares_by_default_and_not_with_no_share(tmp_path, phantom_cache, quick_run):
+    from typer.testing import CliRunner
+
+    from unicon_bench.cli import app
+
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: s\nstrategies: [naive, ewc, si]\nscenarios: [ct_to_pet]\nseeds: [0]\nquick: true\n")
+    for flag, out in (([], tmp_path / "share"), (["--no-share"], tmp_path / "plain")):
+        r = CliRunner().invoke(app, ["sweep", str(suite), "--out", str(out), "--no-progress", "--cache-dir",
+                                     str(phantom_cache), *flag])
+        assert r.exit_code == 0, r.output
+    shared = {read_result(p).strategy.name: read_result(p) for p in (tmp_path / "share").rglob("*.json")}
+    plain = {read_result(p).strategy.name: read_result(p) for p in (tmp_path / "plain").rglob("*.json")}
+    assert shared["ewc"].stage0.trained_by == "naive" and shared["naive"].stage0 is None and shared["si"].stage0 is None
+    assert all(r.stage0 is None for r in plain.values()) and not (tmp_path / "plain" / ".stage0").exists()
+    assert all(_same(shared[s], plain[s]) and _same(plain[s], quick_run(s, "ct_to_pet", 0)[0]) for s in shared)

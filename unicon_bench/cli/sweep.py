@@ -22,6 +22,11 @@ def sweep(
     executor: Executor = typer.Option(Executor.local, help=EXECUTOR_HELP),
     address: Optional[str] = typer.Option(None, help=ADDRESS_HELP),
     workers: Optional[int] = typer.Option(None, help="Runs at once: local pool size (default 1), or Ray tasks in flight (default: as the cluster schedules)."),
+    share: bool = typer.Option(
+        True, "--share/--no-share",
+        help="Share experience 0 between the strategies whose experience 0 is their family's common training "
+             "(OUT/.stage0; results bit-identical to training it in every run) or train it in every run.",
+    ),
     resume: bool = typer.Option(
         True, "--resume/--no-resume",
         help="Continue interrupted runs from their checkpoints (default) or start them again.",
@@ -45,7 +50,7 @@ def sweep(
             report = run_suite(load_suite(suite), out=out, device=device.value, cache_dir=cache_dir,
                                console=Console(stderr=True) if progress else None,
                                loggers=[lg.value for lg in logger], executor=where, resume=resume,
-                               precision=None if precision is None else precision.value)
+                               precision=None if precision is None else precision.value, share=share)
     except UniconBenchError as exc:
         fail(exc)
     typer.echo("\n".join(summary_lines(report)))

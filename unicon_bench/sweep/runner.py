@@ -31,6 +31,7 @@ class RunJob:
     out: str = ""  # absolute; workers write there themselves with loggers or resume (checkpoints)
     resume: bool = False
     precision: str = "fp32"  # resolved by the plan for the sweep's device
+    share_dir: str | None = None  # shared stage-0 folder (OUT/.stage0 unless the sweep runs --no-share)
 
 
 def execute_run(job: RunJob) -> tuple[str, Any, str | None]:
@@ -45,7 +46,8 @@ def execute_run(job: RunJob) -> tuple[str, Any, str | None]:
     claim = None
     try:
         request = harness.resolve(run.strategy, run.scenario, job.quick, None, run.overrides, seed=run.seed,
-                                  device=job.device, cache_dir=job.cache_dir, precision=job.precision)
+                                  device=job.device, cache_dir=job.cache_dir, precision=job.precision,
+                                  share_dir=job.share_dir)
         if job.out and job.resume:  # the worker writes the result itself: claim the run for as long as it lasts
             claim = _claim(request, Path(job.out))
             if claim is None:
@@ -62,6 +64,7 @@ def execute_run(job: RunJob) -> tuple[str, Any, str | None]:
             os.close(claim)
 
 
+STAGE0 = ".stage0"  # under the output folder: the shared stage-0 states of the sweep's runs
 CLAIMS = ".sweep-claims"  # under the output folder: one lock file per run a sweep has claimed
 
 
@@ -95,6 +98,7 @@ def run_suite(
     executor: ExecutorConfig | None = None,
     resume: bool = True,
     precision: str | None = None,
+    share: bool = True,
 ) -> SweepReport:
     """Run every planned run not done yet; failures are recorded, not raised.
 
@@ -106,6 +110,9 @@ def run_suite(
     runs done and the current phase (in this process) or the runs in flight (pool, Ray).
     ``loggers`` go to every run (``unicon_bench.harness.loggers``). A ``pretrain`` suite first trains (or
     finds) each scenario's stage 0. ``precision`` (fp32, bf16, auto) overrides the suite's ``precision``.
+    With ``share`` (the default) the strategies of a stage-0 family share experience 0 through
+    ``OUT/.stage0`` (``unicon_bench.strategy.stage0``: the results are bit-identical to training it in
+    every run; each result records the stage 0 it started from).
     """
     executor = executor or ExecutorConfig()
     if suite.pretrain_params() is not None:
@@ -131,7 +138,8 @@ def run_suite(
                 lambda text, label=label: progress.update(task, info=f"{label}: {text}" if text else label)
             )
         jobs.append(RunJob(run, suite.quick, device, None if cache_dir is None else str(Path(cache_dir).resolve()),
-                           reporter, tuple(loggers or ()), str(Path(report.out).resolve()), resume, report.precision))
+                           reporter, tuple(loggers or ()), str(Path(report.out).resolve()), resume, report.precision,
+                           str(Path(report.out).resolve() / STAGE0) if share else None))
 
     def done(outcome: Outcome) -> None:
         run = report.todo[outcome.index]
