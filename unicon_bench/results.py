@@ -7,10 +7,11 @@ set, BWT of a one-experience stream) are ``null``.
 
 Schema 2 (schema 1 held the primary metric only): the matrix holds every registered metric of each
 experience (``unicon_bench.metrics.registry``; the primary one, named in ``scenario.metrics``, is
-what the summary uses), ``per_subject`` keeps the final model's per-subject values, ``cost`` has the
+what the summary uses), ``per_subject`` keeps per-subject values (of the final model until schema 3, of every cell since), ``cost`` has the
 evaluation time and ``scenario.evaluation`` the resolved evaluation settings.
 
-Schema 3: ``env.precision`` (``fp32`` or ``bf16``: the arithmetic of training and evaluation; runs of
+Schema 3: ``per_subject`` for every cell of the matrix and of the untrained row (BWT, forgetting and
+FWT can be resampled over subjects), ``env.precision`` (``fp32`` or ``bf16``: the arithmetic of training and evaluation; runs of
 different precision are never pooled) and ``stage0`` (set when the run started from a shared stage 0,
 see ``unicon_bench.harness.stage0``). Older files are read with the precision their device implies
 (bfloat16 autocast on CUDA, fp32 on the CPU) and no shared stage 0.
@@ -84,8 +85,10 @@ class MatrixEntry(_Model):
 
 
 class SubjectValues(_Model):
-    """Per-subject values of the final model on one experience (one list per quantity, subject order)."""
+    """Per-subject values of one cell of the matrix: the model trained up to ``trained_upto`` (-1: untrained)
+    on experience ``evaluated_on``, one list per quantity, in subject order."""
 
+    trained_upto: int | None = Field(None, ge=-1, description="absent (files before it existed): the final model")
     evaluated_on: int = Field(ge=0)
     values: dict[str, list[float | None]]
 
@@ -179,7 +182,8 @@ class RunResult(_Model):
     strategy: StrategyInfo
     seed: int
     matrix: list[MatrixEntry]
-    per_subject: list[SubjectValues] = Field(default_factory=list, description="the final model's, per experience")
+    per_subject: list[SubjectValues] = Field(default_factory=list, description="per cell of the matrix (older files: "
+                                             "the final model's only)")
     summary: Summary
     cost: Cost
     env: Env
@@ -217,9 +221,9 @@ class RunResult(_Model):
                                  "or with the same other metrics, each once")
         if len(self.cost.trainable_params) != n or len(self.cost.train_time_s) != n:
             raise ValueError("cost.trainable_params and cost.train_time_s need one entry per experience")
-        seen = [s.evaluated_on for s in self.per_subject]
-        if len(seen) != len(set(seen)) or any(j >= n for j in seen):
-            raise ValueError("per_subject needs at most one entry per experience")
+        seen = [(n - 1 if s.trained_upto is None else s.trained_upto, s.evaluated_on) for s in self.per_subject]
+        if len(seen) != len(set(seen)) or any(i >= n or j >= n for i, j in seen):
+            raise ValueError("per_subject needs at most one entry per cell (trained_upto, evaluated_on) of the matrix")
         self._summary_matches_matrix()
         return self
 
@@ -260,9 +264,13 @@ class RunResult(_Model):
         return ([grid.get((-1, j)) for j in range(n)],
                 [[grid.get((i, j)) for j in range(n)] for i in range(n)])
 
-    def subjects(self, j: int) -> dict[str, list[float | None]]:
-        """The final model's per-subject values on experience ``j`` (empty if not recorded)."""
-        return next((s.values for s in self.per_subject if s.evaluated_on == j), {})
+    def subjects(self, j: int, trained_upto: int | None = None) -> dict[str, list[float | None]]:
+        """Per-subject values on experience ``j`` of the model trained up to ``trained_upto`` (default: the
+        final model; -1: the untrained one); empty if not recorded."""
+        last = len(self.scenario.experiences) - 1
+        i = last if trained_upto is None else trained_upto
+        return next((s.values for s in self.per_subject
+                     if s.evaluated_on == j and (last if s.trained_upto is None else s.trained_upto) == i), {})
 
 
 def clean_float(x: float | None) -> float | None:

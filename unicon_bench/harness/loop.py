@@ -157,7 +157,7 @@ def _loop(request: RunRequest, ckpt: RunCheckpoint, tracker, reporter: Reporter,
         strategy={"name": request.strategy, "params": request.recorded_params},
         seed=request.seed,
         matrix=evaluator.entries(rows),
-        per_subject=evaluator.per_subject(rows[-1]),
+        per_subject=evaluator.per_subject(rows),
         summary=summary,
         cost={
             "trainable_params": prog.trainable,

@@ -108,9 +108,10 @@ class Evaluator:
         return out
 
     @staticmethod
-    def per_subject(row: list[Evaluation]) -> list[dict]:
-        return [{"evaluated_on": j, "values": {k: [clean_float(x) for x in v] for k, v in ev.subjects.items()}}
-                for j, ev in enumerate(row)]
+    def per_subject(rows: list[list[Evaluation]]) -> list[dict]:
+        """Per-subject values of every cell; ``rows[0]`` is the untrained model's row."""
+        return [{"trained_upto": i - 1, "evaluated_on": j, "values": {k: [clean_float(x) for x in v] for k, v in ev.subjects.items()}}
+                for i, row in enumerate(rows) for j, ev in enumerate(row)]
 
     def settings(self) -> dict[str, Any]:
         """The resolved evaluation settings, for the result's ``scenario.evaluation``."""
