@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from unicon_bench.cli import check, data, leaderboard, ls, pretrain, run, sweep, tune, validate
+from unicon_bench.cli import check, compare, data, leaderboard, ls, pretrain, run, sweep, tune, validate
 from unicon_bench.errors import UniconBenchError
 
 app = typer.Typer(
@@ -35,6 +35,7 @@ app.command()(pretrain.pretrain)
 app.command()(tune.tune)
 app.command()(leaderboard.leaderboard)
 app.command()(check.check)
+app.command()(compare.compare)
 app.add_typer(data.app, name="data")
 
 
