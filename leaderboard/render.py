@@ -27,7 +27,7 @@ from unicon_bench.analysis.aggregate import (
 from unicon_bench.fileio import check_output_file, md_escape
 from unicon_bench.results import atomic_write_text
 
-FORMATS = ("html", "md", "csv")
+FORMATS = ("html", "md", "csv", "json")
 TEMPLATES = Path(__file__).parent / "templates"
 
 
@@ -212,6 +212,32 @@ def render_csv(boards: list[Board]) -> str:
     return buf.getvalue()
 
 
+def render_json(boards: list[Board]) -> str:
+    """Per board and method: the headline (final average) with its hierarchical-bootstrap interval and rank
+    interval, and the same for every matrix column (``unicon_bench.analysis.ranks``; serialised here only)."""
+    from dataclasses import asdict
+
+    from unicon_bench.analysis.ranks import LEGEND, across_boards, board_statistics
+    from unicon_bench.analysis.resampling import N_BOOT
+
+    out = []
+    for board in boards:
+        stats = board_statistics(board)
+        rows = []
+        for i, row in enumerate(stats["final_average"]):
+            rec = {k: v for k, v in asdict(row).items() if k != "rank_freq"}
+            rec["strategy"] = board.rows[i]["strategy"] if board.rows[i]["method"] == row.method else None
+            rec["columns"] = {col: {k: v for k, v in asdict(ranks[i]).items() if k not in ("method", "n_seeds")}
+                              for col, ranks in stats.items()}
+            rows.append(rec)
+        out.append({"scenario": board.scenario, "version": board.version, "quick": board.quick,
+                    "precision": board.precision, "title": board.title, "methods": rows})
+    cd = across_boards(boards) if len(boards) > 1 else None
+    doc = {"legend": LEGEND, "n_boot": N_BOOT, "boards": out,
+           "critical_difference": asdict(cd) if cd is not None else None}  # Friedman + Nemenyi over boards x experiences
+    return json.dumps(doc, indent=2, allow_nan=False) + "\n"
+
+
 def write_leaderboard(results_dir: str | Path, output: str | Path | None, fmt: str = "html",
                       metric: str | None = None) -> tuple[str, list[str]]:
     """Render ``results_dir`` in ``fmt``; write it to ``output`` if given. Returns the text and the problems.
@@ -231,6 +257,8 @@ def write_leaderboard(results_dir: str | Path, output: str | Path | None, fmt: s
 
             get_metric(metric)  # an unknown name is a one-line usage error
         text = render_markdown(boards, metric)
+    elif fmt == "json":
+        text = render_json(boards)
     else:
         text = render_csv(boards)
     if output is not None:

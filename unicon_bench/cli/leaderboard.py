@@ -15,12 +15,14 @@ class Format(str, Enum):
     html = "html"
     md = "md"
     csv = "csv"
+    json = "json"
 
 
 def leaderboard(
     results_dir: Path = typer.Argument(..., help="Folder of result JSON files (e.g. results/)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output file (html default: leaderboard.html; md/csv: stdout)."),
-    fmt: Format = typer.Option(Format.html, "--format", "-f", help="html: self-contained page; md or csv: the overview tables."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output file (html default: leaderboard.html; md/csv/json: stdout)."),
+    fmt: Format = typer.Option(Format.html, "--format", "-f", help="html: self-contained page; md or csv: the overview tables; json: per scenario and method the mean, 95 % "
+                                "interval and rank interval of a hierarchical bootstrap (seeds, then eval subjects)."),
     metric: Optional[str] = typer.Option(None, "--metric", "-m", help="md: also a table of this metric of the final "
                                          "models (primary, hd95, nsd, lesion_f1, brier, ibs, td_auc@24, ...) with "
                                          "per-subject bootstrap CIs; the html page has a selector for every metric."),
