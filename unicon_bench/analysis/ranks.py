@@ -104,6 +104,11 @@ def nemenyi_cd(k: int, n_blocks: int, alpha: float = ALPHA) -> float:
     return float(q * math.sqrt(k * (k + 1) / (6 * n_blocks)))
 
 
+def iman_davenport(chi2: float, n: int, k: int) -> float:
+    """Iman and Davenport's F_F = (N - 1) chi2_F / (N (k - 1) - chi2_F) (Demšar 2006, eq. 4)."""
+    return (n - 1) * chi2 / (n * (k - 1) - chi2) if n * (k - 1) != chi2 else math.inf
+
+
 def friedman(table: np.ndarray) -> tuple[float, float, float, float]:
     """(chi2_F, p, Iman-Davenport F_F, its p) of an (N, k) table; scipy's chi2 (with its tie correction)."""
     from scipy.stats import f as f_dist
@@ -112,7 +117,7 @@ def friedman(table: np.ndarray) -> tuple[float, float, float, float]:
     t = np.asarray(table, dtype=float)
     n, k = t.shape
     chi2, p = friedmanchisquare(*t.T)
-    ff = (n - 1) * chi2 / (n * (k - 1) - chi2) if n * (k - 1) != chi2 else math.inf
+    ff = iman_davenport(chi2, n, k)
     p_ff = float(f_dist.sf(ff, k - 1, (k - 1) * (n - 1))) if math.isfinite(ff) else 0.0
     return float(chi2), float(p), float(ff), p_ff
 

@@ -115,15 +115,17 @@ def summary_of(summary: str, M: Any) -> np.ndarray:
 def c_index_rows(risk: Any, time: Any, event: Any, chunk: int = 256) -> np.ndarray:
     """Harrell's C-index of each row of (B, n) arrays (bootstrap replicates), as ``metrics.survival.c_index``.
 
-    A pair is comparable when the shorter time is an observed event (tied times never are); tied risks
-    in a comparable pair count 1/2; nan for a row without a comparable pair.
+    A pair is comparable when the shorter time is an observed event, or when the times tie and only one
+    of them is an event (lifelines' convention); tied risks in a comparable pair count 1/2; nan for a
+    row without a comparable pair.
     """
     r, t = np.asarray(risk, dtype=float), np.asarray(time, dtype=float)
     e = np.asarray(event).astype(bool)
     out = np.empty(r.shape[0])
     for a in range(0, r.shape[0], chunk):
         rr, tt, ee = r[a:a + chunk], t[a:a + chunk], e[a:a + chunk]
-        comparable = (tt[:, :, None] < tt[:, None, :]) & ee[:, :, None]  # i died before k was last seen
+        ti, tk, ei, ek = tt[:, :, None], tt[:, None, :], ee[:, :, None], ee[:, None, :]
+        comparable = ei & ((ti < tk) | ((ti == tk) & ~ek))  # i's event came before k's last follow-up
         ri, rk = rr[:, :, None], rr[:, None, :]
         concordant = (comparable & (ri > rk)).sum((1, 2)) + 0.5 * (comparable & (ri == rk)).sum((1, 2))
         pairs = comparable.sum((1, 2))
