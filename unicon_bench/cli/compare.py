@@ -149,9 +149,10 @@ def compare(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
     fail_on: Optional[FailOn] = typer.Option(None, "--fail-on", help="worse: exit 1 if any verdict is 'worse' "
                                              "(a CI gate for a new method)."),
-    test: Test = typer.Option(Test.bootstrap, "--test", help="bootstrap: percentile interval and bootstrap p "
-                              "(anti-conservative with very few seeds); t: the same bootstrap SE in a t reference "
-                              "with seeds − 1 df (over seeds alone, the paired t-test)."),
+    test: Test = typer.Option(Test.t, "--test", help="t (default): the hierarchical bootstrap's SE of the paired "
+                              "difference in a t reference with seeds − 1 df (over seeds alone, exactly the paired "
+                              "t-test); bootstrap: percentile interval and bootstrap p, which over-state certainty "
+                              "with few seeds (3 seeds of one sign give the smallest p there is)."),
     n_boot: int = typer.Option(5000, "--n-boot", min=100, help="Bootstrap replicates (the smallest p is 2/(n+1))."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap draws."),
 ) -> None:
