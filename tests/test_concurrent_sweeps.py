@@ -10,19 +10,10 @@ import subprocess
 import pytest
 
 from conftest import SUBPROCESS_THREADS, _cli_prefix
+from test_resume import TINY  # two tiny segmentation experiences
 from unicon_bench.results import find_results, read_result
 
 pytestmark = pytest.mark.slow
-
-TINY = {
-    "name": "tiny", "version": 1, "kind": "modality", "description": "two tiny experiences",
-    "task_identity_at_test": True,
-    "experiences": [{"name": "ct", "modality": "CT", "task": "segmentation"},
-                    {"name": "pet", "modality": "PET", "task": "segmentation"}],
-    "data": {"n_train": 4, "n_eval": 4, "shape": [16, 16, 16]},
-    "train": {"epochs": 1, "batch_size": 4},
-    "quick": {"n_train": 4, "n_eval": 4, "shape": [16, 16, 16], "epochs": 1},
-}
 
 
 def test_two_sweeps_of_one_suite_run_each_job_once(tmp_path, phantom_cache):
