@@ -9,7 +9,8 @@ import json
 
 from benchmarks.common import write
 
-BENCHMARKS = ("overhead", "data", "scaling", "end_to_end", "sweep_speedup", "eval_metrics", "pretrain_reuse")
+BENCHMARKS = ("overhead", "data", "scaling", "end_to_end", "sweep_speedup", "eval_metrics", "pretrain_reuse",
+              "precision_step")
 
 
 def main() -> None:
