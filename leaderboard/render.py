@@ -50,15 +50,6 @@ def format_cell(col: str, cell: dict) -> str:
     return f"{cell['mean']:.{d}f} ± {(cell['hi'] - cell['lo']) / 2:.{d}f}"
 
 
-def _cell_title(col: str, cell: dict) -> str:
-    if cell["mean"] is None:
-        return "undefined"
-    d = column_precision(col) + 1
-    ci = f"95% CI [{cell['lo']:.{d}f}, {cell['hi']:.{d}f}]" if cell["lo"] is not None else "CI undefined (one seed)"
-    mark = "; best" if cell["best"] else ("; not significantly different from the best" if cell["tied"] else "")
-    return f"n={cell['n']}, {ci}{mark}"
-
-
 def _jsonish(value) -> str:
     return value if isinstance(value, str) else json.dumps(value, default=str)
 
@@ -93,23 +84,93 @@ def _metric_views(board: Board, figures: bool) -> list[dict]:
     return views
 
 
+def _statistics(board: Board) -> dict:
+    """What ``analysis`` says about one board, all from one bootstrap (so every number on it is paired):
+    each overview cell's interval, each column's comparisons with its best, the ranks of the final
+    average, and every method's verdicts against each reference method."""
+    from unicon_bench.analysis.compare import against_best, verdicts_against
+    from unicon_bench.analysis.ranks import board_ranks, overview_intervals
+    from unicon_bench.analysis.resampling import N_BOOT, Bootstrap
+
+    boot = Bootstrap(N_BOOT)
+    return {"intervals": overview_intervals(board, boot),
+            "vs_best": {c: against_best(board, c, boot) for c in board.columns},
+            "ranks": board_ranks(board, "final_average", boot),
+            "verdicts": {ref: verdicts_against(board, ref, boot=boot) for ref in board.methods()}}
+
+
+def _overview_cell(col: str, cell: dict, estimate, vs_best) -> dict:
+    """Mean, its bootstrap interval (None where it counts nothing: one seed, no subjects) and the marks."""
+    from unicon_bench.analysis.compare import not_different
+    from unicon_bench.analysis.resampling import SEEDS
+
+    d = column_precision(col)
+    tied = not cell["best"] and vs_best is not None and not_different(vs_best)
+    lo, hi = estimate.interval()
+    if cell["mean"] is None:
+        text, interval, title = "–", "", "undefined"
+    else:
+        text = f"{cell['mean']:.{d}f}"
+        if lo is None or (estimate.n_seeds < 2 and estimate.resampled == SEEDS):
+            interval, title = "", f"n={estimate.n_seeds}: one seed, interval undefined"
+        else:
+            interval = _interval(lo, hi, d)
+            title = (f"n={estimate.n_seeds} seeds, 95 % hierarchical bootstrap interval {_interval(lo, hi, d + 1)} "
+                     f"(resampled: {estimate.resampled})")
+        if cell["best"]:
+            title += "; best"
+        elif vs_best is not None:
+            p = "undefined" if vs_best.p_holm is None else f"{vs_best.p_holm:.3g}"
+            title += (f"; {'not ' if tied else ''}significantly different from the best "
+                      f"(paired, Holm-corrected p = {p})")
+    cls = "best" if cell["best"] else ("tied" if tied else "")
+    return {"text": text, "interval": interval, "sort": "" if cell["mean"] is None else repr(cell["mean"]),
+            "title": title, "cls": cls + (" cost" if col in COSTS else "")}
+
+
+def _verdicts_of(method: str, verdicts: dict) -> str:
+    """JSON ``{reference: [verdict, detail]}`` of one row, for the reference-method selector."""
+    out = {}
+    for ref, comparisons in verdicts.items():
+        c = comparisons.get(method)
+        if ref == method:
+            out[ref] = ["reference", "the reference method"]
+        elif c is not None:
+            delta = "–" if c.delta is None else f"{c.delta:+.3f}"
+            p = "–" if c.p_holm is None else f"{c.p_holm:.3g}"
+            out[ref] = [c.verdict, f"{c.verdict} than {ref}: final average difference {delta} "
+                        f"{_interval(c.ci_low, c.ci_high)}, Holm p {p}, MDE "
+                        + ("–" if c.mde is None else f"{c.mde:.3f}")]
+    return json.dumps(out, sort_keys=True)
+
+
+def _resampled_sentence(ranks) -> str:
+    kinds = {r.resampled for r in ranks}
+    if kinds == {"seeds+subjects"}:
+        return "training seeds and eval subjects (these result files keep per-subject values)"
+    if kinds == {"seeds"}:
+        return "training seeds only (these result files keep no per-subject values for every cell it needs)"
+    return "training seeds, and eval subjects for the methods whose result files keep per-subject values"
+
+
 def _board_context(index: int, board: Board, figures: bool) -> dict:
     from unicon_bench.leaderboard import plots
 
+    stats = _statistics(board)
     columns = [
         {"key": c, "label": column_label(c), "group": "cost" if c in COSTS else "score",
          "title": f"{column_label(c)}: {'higher' if higher_is_better(c) else 'lower'} is better"}
         for c in board.columns
     ]
+    ranks = {r.method: r for r in stats["ranks"]}
     rows = []
     for r in board.rows:
-        cells = []
-        for c in board.columns:
-            cell = r["cells"][c]
-            cls = "best" if cell["best"] else ("tied" if cell["tied"] else "")
-            cells.append({"text": format_cell(c, cell), "sort": "" if cell["mean"] is None else repr(cell["mean"]),
-                          "title": _cell_title(c, cell), "cls": cls + (" cost" if c in COSTS else "")})
-        rows.append({**r, "cells": cells})
+        m = r["method"]
+        cells = [_overview_cell(c, r["cells"][c], stats["intervals"][c][m], stats["vs_best"][c].get(m))
+                 for c in board.columns]
+        rk = ranks[m]
+        rank = "" if rk.rank is None else f"rank {rk.rank:g} (95 % rank interval {rk.rank_low:g}–{rk.rank_high:g})"
+        rows.append({**r, "cells": cells, "verdicts": _verdicts_of(m, stats["verdicts"]), "rank": rank})
     runs = []
     for run in sorted(board.runs, key=lambda x: (x.method, x.result.seed)):
         res = run.result
@@ -126,21 +187,50 @@ def _board_context(index: int, board: Board, figures: bool) -> dict:
         "id": f"board-{index}", "title": board.title, "quick": board.quick, "kind": board.kind,
         "experiences": [{"name": e, "metric": m} for e, m in zip(board.experiences, board.metrics)],
         "n_runs": len(board.runs), "replaced": board.replaced, "columns": columns, "rows": rows, "runs": runs,
-        "scatter": plots.cost_scatter(board) if figures else "",
+        "scatter": plots.cost_scatter(board, stats["intervals"]["final_average"]) if figures else "",
+        "blobs": plots.rank_blobs(board.title, stats["ranks"], {r["method"]: r["paradigm"] for r in board.rows})
+        if figures else "",
+        "resampled": _resampled_sentence(stats["ranks"]),
         "metric_views": _metric_views(board, figures),
         "figures": [{"method": m, "heatmap": plots.heatmap(board, m), "curves": plots.curves(board, m)}
                     for m in board.methods()] if figures else [],
     }
 
 
+def _critical_difference(boards: list[Board], figures: bool) -> dict:
+    """The CD diagram across boards (``analysis.ranks.across_boards``) with its caption, or why there is none."""
+    from unicon_bench.analysis.ranks import across_boards
+    from unicon_bench.leaderboard import plots
+
+    common = set.intersection(*(set(b.methods()) for b in boards)) if boards else set()
+    cd = across_boards(boards) if len(boards) > 1 else None
+    if cd is None:
+        return {"plot": "", "caption": "", "reason": (
+            f"No critical-difference diagram: it needs at least 2 boards and at least 3 methods on every board "
+            f"(the Friedman test compares 3 or more) with 2 or more final scores; here {len(boards)} board(s) "
+            f"and {len(common)} method(s) in common.")}
+    caption = (f"Critical-difference diagram (Demšar 2006) over {len(cd.blocks)} blocks (each board's final score "
+               f"of each experience, mean over seeds) for the {len(cd.methods)} methods on every board: each "
+               f"method at its average rank (1 = best); a thick line joins methods whose average ranks differ by "
+               f"less than the Nemenyi critical difference CD = {cd.cd:.2f} (α = {cd.alpha:g}), i.e. that this test "
+               f"cannot tell apart. Friedman test: χ² = {cd.chi2:.2f}, p = {cd.p:.2g} (Iman-Davenport F = "
+               f"{cd.iman_davenport:.2f}, p = {cd.p_iman_davenport:.2g}).")
+    return {"plot": plots.cd_diagram(cd) if figures else "", "caption": caption, "reason": ""}
+
+
 def render_html(boards: list[Board], problems: list[str] = (), source: str = "", figures: bool = True) -> str:
     """The whole leaderboard page as one HTML string."""
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    from unicon_bench.analysis.compare import ROPE
+    from unicon_bench.analysis.resampling import N_BOOT
 
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True)
     return env.get_template("leaderboard.html.j2").render(
         boards=[_board_context(i, b, figures) for i, b in enumerate(boards)],
+        methods=sorted({m for b in boards for m in b.methods()}), cd=_critical_difference(boards, figures),
+        n_boot=N_BOOT, rope=ROPE,
         problems=list(problems), source=source, n_runs=sum(len(b.runs) for b in boards),
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     )

@@ -26,7 +26,7 @@ from unicon_bench.leaderboard.render import (
 )
 from unicon_bench.scenario import get_scenario
 
-RUNS = {"ct_to_pet": ["naive", "joint", "specialized"], "ct_sites": ["naive", "joint"]}
+RUNS = {"ct_to_pet": ["naive", "joint", "specialized", "ewc"], "ct_sites": ["naive", "joint", "ewc"]}  # 3 in common: a CD diagram
 SEEDS = (0, 1)
 XSS = "<script>alert(1)</script>x"
 CHROMIUM = "/usr/bin/chromium"
@@ -35,7 +35,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-g
 
 @pytest.fixture(scope="module")
 def results_dir(quick_run, tmp_path_factory) -> Path:
-    """Result files of real quick runs: 3 strategies on ct_to_pet and 2 on ct_sites, two seeds each."""
+    """Result files of real quick runs: 4 strategies on ct_to_pet and 3 on ct_sites (3 on both), two seeds each."""
     root = tmp_path_factory.mktemp("leaderboard_results")
     for scenario, strategies in RUNS.items():
         for strategy in strategies:
@@ -227,7 +227,10 @@ def check_leaderboard_page(browser, html: Path, tmp_path: Path) -> None:
     widths = page.locator("img").evaluate_all("imgs => imgs.map(i => i.naturalWidth)")
     assert min(widths) > 50
     outside = page.locator("img").evaluate_all("imgs => imgs.filter(i => !i.closest('.metric-view')).length")
-    assert outside == 1 + 2 * 3 + 1 + 2 * 2
+    per_board = [1 + 1 + 2 * len(v) for v in RUNS.values()]  # cost scatter, rank blobs, a heatmap and curves each
+    assert outside == 1 + sum(per_board)  # and the critical-difference diagram
+    check_statistics_figures(page)
+    check_reference_selector(page)
 
     # the metric selector: primary by default, HD95 (with its per-subject plot) on demand
     view = lambda key: ct_to_pet.locator(f"div.metric-view[data-metric='{key}']")  # noqa: E731
@@ -242,6 +245,51 @@ def check_leaderboard_page(browser, html: Path, tmp_path: Path) -> None:
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
     print(f"screenshot: {shot}")
     assert seen["errors"] == [] and seen["dialogs"] == [] and seen["requests"] == []
+
+
+def check_statistics_figures(page) -> None:
+    """The CD diagram and each board's blob plot decode, with their captions."""
+    cd = page.locator("#critical-difference figure.cd-diagram")
+    assert cd.count() == 1 and cd.locator("img").evaluate("i => i.naturalWidth") > 50
+    assert "Friedman test" in cd.locator("figcaption").inner_text()
+    blobs = page.locator("section.board figure.rank-blobs")
+    assert blobs.count() == page.locator("section.board").count()
+    assert min(blobs.locator("img").evaluate_all("imgs => imgs.map(i => i.naturalWidth)")) > 50
+    for text in blobs.locator("figcaption").all_inner_texts():
+        assert "95 % rank interval" in text and "training seeds and eval subjects" in text
+
+
+def row_states(page) -> list[tuple[str, str | None, str]]:
+    """(method, data-verdict, background colour of its first cell) of every overview row on the page."""
+    return page.locator("table.overview tbody tr").evaluate_all(
+        "rows => rows.map(r => [r.getAttribute('data-method'), r.getAttribute('data-verdict'),"
+        " getComputedStyle(r.cells[0]).backgroundColor])")
+
+
+def check_reference_selector(page) -> None:
+    """Choosing a reference colours every row by the verdict embedded for it; "none" clears the colours."""
+    plain = row_states(page)
+    assert all(v is None for _m, v, _c in plain)
+    options = page.locator("#reference-method option").evaluate_all("os => os.map(o => o.value)")
+    assert options[0] == "" and sorted(options[1:]) == sorted({m for v in RUNS.values() for m in v})
+    for ref in options[1:]:
+        page.select_option("#reference-method", ref)
+        embedded = page.locator("table.overview tbody tr").evaluate_all(
+            f"rows => rows.map(r => (JSON.parse(r.getAttribute('data-verdicts'))[{json.dumps(ref)}] || [null])[0])")
+        states = row_states(page)
+        assert [v for _m, v, _c in states] == embedded
+        assert all((v == "reference") == (m == ref) for m, v, _c in states)
+        colours = {}
+        for (_m, v, colour), (_m2, _v2, before) in zip(states, plain):
+            assert (colour != before) == (v is not None)  # coloured where the reference is on the board
+            if v is not None:
+                colours.setdefault(v, set()).add(colour)
+        assert "reference" in colours and len(colours) > 1
+        assert all(len(c) == 1 for c in colours.values())  # one colour per verdict
+        assert len({next(iter(c)) for c in colours.values()}) == len(colours)  # and a different one for each
+        assert page.locator("table.overview tbody tr[data-verdict] td:first-child").first.get_attribute("title")
+    page.select_option("#reference-method", "")
+    assert row_states(page) == plain
 
 
 def test_markup_in_names_renders_as_text_in_chromium(xss_dir, tmp_path):

@@ -33,7 +33,8 @@ import numpy as np
 
 from unicon_bench.analysis.aggregate import Board, higher_is_better
 from unicon_bench.errors import UniconBenchError
-from unicon_bench.analysis.resampling import BOTH, SEEDS, Bootstrap, percentile_interval
+from unicon_bench.analysis.ranks import values_estimate
+from unicon_bench.analysis.resampling import BOTH, SEEDS, Bootstrap, is_column, percentile_interval
 
 ALPHA = 0.05
 POWER = 0.8
@@ -177,16 +178,21 @@ def _se(x: np.ndarray) -> float | None:
 def compare_pair(board: Board, method: str, against: str, column: str, boot: Bootstrap,
                  rope: float = ROPE, test: str = "t") -> Comparison:
     """``method`` - ``against`` on ``column`` (an aggregate column: summary or ``final:<experience>``), paired."""
-    a = {r.result.seed: r.result for r in board.runs_of(method)}
-    b = {r.result.seed: r.result for r in board.runs_of(against)}
+    a = {r.result.seed: r for r in board.runs_of(method)}
+    b = {r.result.seed: r for r in board.runs_of(against)}
     if not a or not b:
         raise CompareError(f"{method if not a else against} has no runs on {board.title}")
     shared = sorted(set(a) & set(b))
     if not shared:
         raise CompareError(f"{method} and {against} share no seed on {board.title}")
-    ra, rb = [a[s] for s in shared], [b[s] for s in shared]
-    subjects = boot.subjects_available(ra, column) and boot.subjects_available(rb, column)
-    ea, eb = boot.estimate(ra, column, subjects), boot.estimate(rb, column, subjects)
+    ra, rb = [a[s].result for s in shared], [b[s].result for s in shared]
+    if is_column(column, board.experiences):
+        subjects = boot.subjects_available(ra, column) and boot.subjects_available(rb, column)
+        ea, eb = boot.estimate(ra, column, subjects), boot.estimate(rb, column, subjects)
+    else:  # a per-run value (a cost column): no subjects, seeds only
+        subjects = False
+        ea, eb = (values_estimate([a[s] for s in shared], column, boot),
+                  values_estimate([b[s] for s in shared], column, boot))
     diffs = ea.replicates - eb.replicates
     delta = None if ea.point is None or eb.point is None else ea.point - eb.point
     lo, hi = percentile_interval(diffs) if delta is not None else (None, None)
@@ -215,6 +221,44 @@ def finish(comparisons: list[Comparison], rope: float = ROPE, alpha: float = ALP
         c.p_holm, c.rope = p, rope
         c.verdict = verdict(c.ci_low, c.ci_high, p, c.delta, c.higher_is_better, rope, alpha)
     return comparisons
+
+
+def not_different(c: Comparison, alpha: float = ALPHA) -> bool:
+    """Not significantly different: the Holm-corrected p is undefined (one shared seed) or at least alpha."""
+    return c.p_holm is None or c.p_holm >= alpha
+
+
+def against_best(board: Board, column: str, boot: Bootstrap, alpha: float = ALPHA,
+                 test: str = "t") -> dict[str, Comparison]:
+    """Each method of ``board`` against the column's best (``aggregate``'s mark), paired, Holm-corrected
+    across the column's comparisons: the leaderboard's "not significantly different from the best"
+    (``not_different``). Any overview column, costs included (seeds only). Empty when nothing is best."""
+    best = [r["method"] for r in board.rows if r["cells"][column]["best"]]
+    if not best:
+        return {}
+    out = []
+    for m in board.methods():
+        if m != best[0]:
+            try:
+                out.append(compare_pair(board, m, best[0], column, boot, test=test))
+            except CompareError:  # no shared seed: nothing to test, hence not different
+                continue
+    return {c.method: c for c in finish(out, alpha=alpha)}
+
+
+def verdicts_against(board: Board, reference: str, column: str = "final_average", boot: Bootstrap | None = None,
+                     rope: float = ROPE, alpha: float = ALPHA, test: str = "t") -> dict[str, Comparison]:
+    """Every other method of ``board`` against ``reference`` (``method - reference``), Holm-corrected across
+    them, with verdicts: the leaderboard's reference-method colours. Methods sharing no seed are left out."""
+    boot = boot or Bootstrap()
+    out = []
+    for m in board.methods():
+        if m != reference:
+            try:
+                out.append(compare_pair(board, m, reference, column, boot, rope, test))
+            except CompareError:
+                continue
+    return {c.method: c for c in finish(out, rope, alpha)}
 
 
 def compare_boards(boards: Sequence[Board], method: str, against: Sequence[str] | None = None,

@@ -16,13 +16,14 @@ groups and infinite degrees of freedom (scipy.stats.studentized_range).
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 
-from unicon_bench.analysis.aggregate import Board, higher_is_better
-from unicon_bench.analysis.resampling import CONFIDENCE, N_BOOT, Bootstrap, Estimate, columns_for
+from unicon_bench.analysis.aggregate import Board, Run, higher_is_better
+from unicon_bench.analysis.resampling import SEEDS, CONFIDENCE, N_BOOT, Bootstrap, Estimate, columns_for, is_column
 
 ALPHA = 0.05
 LEGEND = ("mean over seeds; 95 % percentile interval of a hierarchical bootstrap (training seeds, then eval "
@@ -45,6 +46,7 @@ class MethodRank:
     rank_freq: list[float]  # share of replicates at rank 1..k (ties averaged, rounded up)
     n_seeds: int
     resampled: str
+    median_rank: float | None = None  # median of the bootstrap ranks
 
 
 def rank_rows(values: np.ndarray, higher_better: bool) -> np.ndarray:
@@ -79,8 +81,40 @@ def board_ranks(board: Board, column: str = "final_average", boot: Bootstrap | N
             mean_rank=float(ranks[:, i].mean()) if defined else None,
             rank_low=float(np.quantile(ranks[:, i], alpha, method="lower")) if defined else None,
             rank_high=float(np.quantile(ranks[:, i], 1 - alpha, method="higher")) if defined else None,
-            rank_freq=[float(x) for x in freq], n_seeds=e.n_seeds, resampled=e.resampled))
+            rank_freq=[float(x) for x in freq], n_seeds=e.n_seeds, resampled=e.resampled,
+            median_rank=float(np.median(ranks[:, i])) if defined else None))
     return out
+
+
+def values_estimate(runs: Sequence[Run], column: str, boot: Bootstrap) -> Estimate:
+    """The mean over ``runs`` of a per-run value (a cost column: ``Run.values``) and its bootstrap over seeds.
+
+    Such a value has no eval subjects: the seed draws are the ones ``boot`` uses for every other number, so
+    estimates of methods with the same seeds stay paired.
+    """
+    runs = sorted(runs, key=lambda r: r.result.seed)
+    x = np.array([np.nan if r.values.get(column) is None else float(r.values[column]) for r in runs])
+    finite = x[np.isfinite(x)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a replicate whose every drawn value is nan stays nan
+        reps = np.nanmean(x[boot.seed_index(len(runs))], axis=1)
+    return Estimate(column=column, point=float(finite.mean()) if finite.size else None, replicates=reps,
+                    resampled=SEEDS, seeds=tuple(r.result.seed for r in runs), n_subjects=None)
+
+
+def column_estimate(board: Board, method: str, column: str, boot: Bootstrap) -> Estimate:
+    """Any overview column of one method: matrix numbers by the hierarchical bootstrap (seeds, then eval
+    subjects where recorded), per-run values (costs) over seeds (``values_estimate``)."""
+    runs = board.runs_of(method)
+    if is_column(column, board.experiences):
+        return boot.estimate([r.result for r in runs], column)
+    return values_estimate(runs, column, boot)
+
+
+def overview_intervals(board: Board, boot: Bootstrap | None = None) -> dict[str, dict[str, Estimate]]:
+    """Per overview column (``board.columns``) and method, its ``Estimate`` (interval: ``Estimate.interval``)."""
+    boot = boot or Bootstrap(N_BOOT)
+    return {col: {m: column_estimate(board, m, col, boot) for m in board.methods()} for col in board.columns}
 
 
 def board_statistics(board: Board, n_boot: int = N_BOOT, seed: int = 0) -> dict[str, list[MethodRank]]:
