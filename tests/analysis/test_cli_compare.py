@@ -68,3 +68,21 @@ def test_leaderboard_json(synthetic_folder):
         assert m["ci_low"] <= m["mean"] <= m["ci_high"]
     assert rows["better"]["rank"] == 1 and rows["better"]["n_seeds"] == 5
     assert "hierarchical bootstrap" in doc["legend"]
+
+
+def test_compare_want_gives_the_seeds_needed(synthetic_folder):
+    """--want D adds, per comparison, the seeds that detect D with 80 % power: by hand from the MDE's SE
+    parts (seed part scaling with 1/seeds, subject part fixed), and monotone in D."""
+    from unicon_bench.analysis.compare import seeds_needed, z_sum
+
+    r = invoke("compare", synthetic_folder, "--method", "naive", "--format", "json", "--n-boot", 500, "--want", 0.05)
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.output)
+    assert all(x["wanted_difference"] == 0.05 and "seeds_needed" in x for x in rows)
+    # the formula itself, by hand: se 0.02 all from seeds with 3 seeds -> 3 * (0.02 * z / d)^2 seeds
+    z = z_sum(0.05, 0.8)
+    assert seeds_needed(0.05, 0.02, 0.02, 3) == max(2, -(-3 * 0.02**2 // (0.05 / z) ** 2))
+    assert seeds_needed(0.01, 0.02, 0.02, 3) >= seeds_needed(0.05, 0.02, 0.02, 3)
+    assert seeds_needed(0.05, 0.03, 0.001, 3) is None  # the subject part alone is too large: more subjects needed
+    md = invoke("compare", synthetic_folder, "--method", "naive", "--format", "md", "--n-boot", 300, "--want", 0.05)
+    assert md.exit_code == 0 and "seeds for 0.05" in md.output

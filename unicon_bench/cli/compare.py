@@ -44,57 +44,80 @@ def _num(x, fmt: str = "{:+.3f}") -> str:
     return "–" if x is None else fmt.format(x)
 
 
-def _cells(c) -> list[str]:
+def _seeds_for(c, want: float | None) -> str:
+    if want is None:
+        return ""
+    n = c.seeds_for(want)
+    return "more subjects" if n is None and c.se is not None else _num(n, "{}")
+
+
+def _cells(c, want: float | None = None) -> list[str]:
     title = f"{c.scenario} v{c.scenario_version}" + (" (quick)" if c.quick else "") + \
         ("" if c.precision == "fp32" else f" {c.precision}")
     ci = "–" if c.ci_low is None else f"[{c.ci_low:+.3f}, {c.ci_high:+.3f}]"
-    return [title, c.against, c.metric, _num(c.delta), ci, _num(c.p, "{:.4f}"), _num(c.p_holm, "{:.4f}"), c.verdict,
-            _num(c.mde, "{:.3f}"), str(c.n_seeds), "–" if c.n_subjects is None else str(c.n_subjects), c.resampled]
+    cells = [title, c.against, c.metric, _num(c.delta), ci, _num(c.p, "{:.4f}"), _num(c.p_holm, "{:.4f}"), c.verdict,
+             _num(c.mde, "{:.3f}"), str(c.n_seeds), "–" if c.n_subjects is None else str(c.n_subjects), c.resampled]
+    return cells + ([_seeds_for(c, want)] if want is not None else [])
 
 
-def legend(comparisons, rope: float, test: str) -> str:
+def _headers(want: float | None) -> list[str]:
+    return HEADERS + ([f"seeds for {want:g}"] if want is not None else [])
+
+
+def _record(c, want: float | None) -> dict:
+    record = {k: c.record()[k] for k in FIELDS}
+    if want is not None:  # None: not reachable with more seeds alone (the eval subjects limit it)
+        record.update(wanted_difference=want, seeds_needed=c.seeds_for(want))
+    return record
+
+
+def legend(comparisons, rope: float, test: str, want: float | None = None) -> str:
     how = ("percentile interval and two-sided bootstrap p" if test == "bootstrap" else
            "t interval and p from the bootstrap SE with seeds − 1 df")
     method = comparisons[0].method if comparisons else ""
     return (f"Δ = {method} − against, paired (same seeds and eval subjects); {how} over a hierarchical bootstrap "
             f"(seeds, then subjects where recorded: 'resampled'); Holm across the {len(comparisons)} rows; verdict in "
             f"the metric's direction, 'equivalent' = CI inside ±{rope:g}; MDE = smallest difference detectable "
-            "with 80 % power at α = 0.05.")
+            "with 80 % power at α = 0.05." + ("" if want is None else
+            f" Seeds for {want:g}: seeds needed to detect a true difference of {want:g} with 80 % power, the "
+            "eval-subject part of the variance held fixed ('more subjects': seeds alone cannot reach it)."))
 
 
-def render(comparisons, fmt: str, rope: float, test: str) -> str:
+def render(comparisons, fmt: str, rope: float, test: str, want: float | None = None) -> str:
     if fmt == "json":
         import json
 
-        return json.dumps([{k: c.record()[k] for k in FIELDS} for c in comparisons], indent=2) + "\n"
+        return json.dumps([_record(c, want) for c in comparisons], indent=2) + "\n"
     if fmt == "csv":
         import csv
         import io
 
         buf = io.StringIO()
-        w = csv.DictWriter(buf, FIELDS, lineterminator="\n")
+        w = csv.DictWriter(buf, FIELDS + (["wanted_difference", "seeds_needed"] if want is not None else []),
+                           lineterminator="\n")
         w.writeheader()
         for c in comparisons:
-            w.writerow({k: c.record()[k] for k in FIELDS})
+            w.writerow(_record(c, want))
         return buf.getvalue()
     from unicon_bench.fileio import md_escape
 
-    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
-    lines += ["| " + " | ".join(md_escape(x) for x in _cells(c)) + " |" for c in comparisons]
-    return "\n".join(lines) + "\n\n" + md_escape(legend(comparisons, rope, test)) + "\n"
+    headers = _headers(want)
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(md_escape(x) for x in _cells(c, want)) + " |" for c in comparisons]
+    return "\n".join(lines) + "\n\n" + md_escape(legend(comparisons, rope, test, want)) + "\n"
 
 
-def _print_table(comparisons, rope: float, test: str) -> None:
+def _print_table(comparisons, rope: float, test: str, want: float | None = None) -> None:
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
     method = comparisons[0].method if comparisons else ""
-    table = Table(title=f"unicon-bench compare: {escape(method)}", caption=escape(legend(comparisons, rope, test)))
-    for h in HEADERS:
+    table = Table(title=f"unicon-bench compare: {escape(method)}", caption=escape(legend(comparisons, rope, test, want)))
+    for h in _headers(want):
         table.add_column(h, justify="left" if h in ("scenario", "against", "metric", "verdict", "resampled") else "right")
     for c in comparisons:
-        cells = [escape(x) for x in _cells(c)]
+        cells = [escape(x) for x in _cells(c, want)]
         cells[7] = f"[{STYLE[c.verdict]}]{cells[7]}[/]"
         table.add_row(*cells)
     Console().print(table)
@@ -155,6 +178,9 @@ def compare(
                               "with few seeds (3 seeds of one sign give the smallest p there is)."),
     n_boot: int = typer.Option(5000, "--n-boot", min=100, help="Bootstrap replicates (the smallest p is 2/(n+1))."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap draws."),
+    want: Optional[float] = typer.Option(None, "--want", min=0.0, help="A difference worth detecting (in the "
+                                         "metric's unit): adds the seeds each comparison would need to detect it "
+                                         "with 80 % power (json/csv: seeds_needed)."),
 ) -> None:
     """Compare a method with baselines, paired, per scenario (board): Δ, 95 % CI, p, Holm, verdict, power.
 
@@ -183,9 +209,9 @@ def compare(
     for problem in problems:
         typer.echo(f"warning: skipped {problem}", err=True)
     if fmt is Format.table and output is None:
-        _print_table(rows, rope, test.value)
+        _print_table(rows, rope, test.value, want)
     else:
-        text = render(rows, "md" if fmt is Format.table else fmt.value, rope, test.value)
+        text = render(rows, "md" if fmt is Format.table else fmt.value, rope, test.value, want)
         if output is None:
             typer.echo(text, nl=False)
         else:
