@@ -179,6 +179,14 @@ def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc) or type(exc).__name__
 
 
+def nearest_existing(path: str | Path) -> Path:
+    """``path`` (absolute) if it exists, else the nearest folder above it that does."""
+    existing = Path(path).expanduser().absolute()
+    while not existing.exists():
+        existing = existing.parent
+    return existing
+
+
 def check_output_folder(folder: str | Path, what: str = "output folder") -> Path:
     """Prove ``folder`` writable before any work starts: a probe file written and removed in it, or, if it
     does not exist yet, in the nearest folder above it that does (nothing is created: a run that fails
@@ -186,9 +194,7 @@ def check_output_folder(folder: str | Path, what: str = "output folder") -> Path
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"{what} {folder} is a file, not a folder")
-    existing = folder.absolute()
-    while not existing.exists():
-        existing = existing.parent
+    existing = nearest_existing(folder)
     if not existing.is_dir():
         raise OutputError(f"{what} {folder} lies under {existing}, which is a file, not a folder")
     try:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from unicon_bench.errors import ConfigError, IncompatibleError, UniconBenchError
-from unicon_bench.fileio import MAX_SEED, load_yaml, read_yaml_mapping
+from unicon_bench.fileio import MAX_SEED, load_yaml, nearest_existing, read_yaml_mapping
 
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 
@@ -101,12 +101,9 @@ def check_cache_dir(cache_dir: str | Path | None) -> None:
     """A cache folder that is, or lies under, an existing file is one ``ConfigError``."""
     if cache_dir is None:
         return
-    path = Path(cache_dir).expanduser()
-    for p in (path, *path.parents):
-        if p.exists():
-            if not p.is_dir():
-                raise ConfigError(f"cache folder {cache_dir}: {p} is a file, not a folder")
-            return
+    existing = nearest_existing(cache_dir)
+    if not existing.is_dir():
+        raise ConfigError(f"cache folder {cache_dir}: {existing} is a file, not a folder")
 
 
 def parse_overrides(items: list[str]) -> dict[str, str]:

@@ -161,16 +161,20 @@ class AvalancheStrategy(Strategy):
             # Stage 0 comes from a pretrain checkpoint: no training step, but the plugins' hooks
             # (EWC's Fisher, replay's buffer, ...) still see the first experience.
             self.foundation.load_stage0(self.model)
-            epochs, self.template.train_epochs = self.template.train_epochs, 0
-            try:
-                self.template.train(experience, num_workers=0)
-            finally:
-                self.template.train_epochs = epochs
+            self._hooks_only(experience)
             return
         if experience.current_experience == 0 and self.stage0_store is not None:
             self._train_shared_stage0(experience)
             return
         self.template.train(experience, num_workers=0)
+
+    def _hooks_only(self, experience) -> None:
+        """Run Avalanche's loop on ``experience`` with zero epochs: no training step, every plugin hook."""
+        epochs, self.template.train_epochs = self.template.train_epochs, 0
+        try:
+            self.template.train(experience, num_workers=0)
+        finally:
+            self.template.train_epochs = epochs
 
     def stage0_params(self) -> dict[str, Any]:
         """The parameters experience 0 of the family depends on: the common ones (``BaseParams``)."""
@@ -193,11 +197,7 @@ class AvalancheStrategy(Strategy):
             return
         payload, digest = found
         self.stage0_plugin.mode, self.stage0_plugin.payload = "restore", payload
-        epochs, self.template.train_epochs = self.template.train_epochs, 0
-        try:
-            self.template.train(experience, num_workers=0)
-        finally:
-            self.template.train_epochs = epochs
+        self._hooks_only(experience)
         self.stage0_used = {"key": self.stage0_store.key, "sha256": digest, "trained_by": payload["trained_by"]}
 
     def cost_fields(self) -> dict:

@@ -39,7 +39,7 @@ from typing import Any
 import torch
 from avalanche.core import SupervisedPlugin
 
-FORMAT = 1
+FORMAT = 2  # 2: the clock as state.plugin_state keeps it
 FAMILIES = ("plain", "peft")
 
 
@@ -175,10 +175,6 @@ class Stage0Plugin(SupervisedPlugin):
             self.payload = None
 
 
-def _clock(template) -> dict[str, int]:
-    return {k: v for k, v in vars(template.clock).items() if isinstance(v, int) and not isinstance(v, bool)}
-
-
 def capture(strat) -> dict[str, Any]:
     """What experience 0's training left in ``strat`` (an ``AvalancheStrategy``), as plain tensors."""
     from unicon_bench.strategy import state
@@ -191,7 +187,7 @@ def capture(strat) -> dict[str, Any]:
         "training": model.training,
         "optimizer": copy.deepcopy(template.optimizer.state_dict()),
         "rng": state.rng_state(),
-        "clock": _clock(template),
+        "clock": state.plugin_state(template.clock),  # its counters, as a checkpoint keeps them
         "updated": sorted(names[i] for i in strat.progress.updated if i in names),
     }
 
@@ -207,7 +203,6 @@ def restore(strat, payload: dict[str, Any]) -> None:
         p.requires_grad_(payload["requires_grad"][n])
     model.train(payload["training"])
     state.restore_optimizer(template.optimizer, model, payload["optimizer"])
-    for name, value in payload["clock"].items():
-        setattr(template.clock, name, value)
+    state.restore_plugin(template.clock, payload["clock"], strat)
     strat.progress.updated = {id(params[n]) for n in payload["updated"]}
     state.set_rng_state(payload["rng"])
