@@ -36,6 +36,7 @@ class Lesion:
     lob_coef: np.ndarray        # (m,) relative amplitude
     spic_dirs: np.ndarray       # (s, 3) unit directions
     spic_len_mm: np.ndarray     # (s,)
+    solid: bool = True          # False: a subsolid (ground-glass) nodule, faint on CT and on FDG-PET
 
     def surface(self, u: np.ndarray) -> np.ndarray:
         """Surface radius (normalised units) along unit directions ``u`` (..., 3)."""
@@ -127,8 +128,9 @@ class Subject:
         return float(ellipsoid_sd(*pt, self.p[name + "_c"], self.p[name + "_a"]))
 
 
-def sample_subject(rng: np.random.Generator, n_lesions: int, p_malignant: float) -> Subject:
-    """Draw one subject's anatomy and ``n_lesions`` lesions (each malignant w.p. ``p_malignant``)."""
+def sample_subject(rng: np.random.Generator, n_lesions: int, p_malignant: float, subsolid: float = 0.0) -> Subject:
+    """Draw one subject's anatomy and ``n_lesions`` lesions (each malignant w.p. ``p_malignant``; a lung
+    lesion is a subsolid nodule w.p. ``subsolid``; 0 draws exactly the phantom-v2 sequence)."""
     u = rng.uniform
     s, dz = u(0.92, 1.05), u(-0.08, 0.08)
     fat = u(0.04, 0.08)
@@ -162,11 +164,11 @@ def sample_subject(rng: np.random.Generator, n_lesions: int, p_malignant: float)
             vessels.append((hilum, end, u(3.5, 5.5), 1.5))
     subj = Subject(p, vessels)
     for _ in range(n_lesions):
-        subj.lesions.append(_sample_lesion(rng, subj, u() < p_malignant))
+        subj.lesions.append(_sample_lesion(rng, subj, u() < p_malignant, subsolid))
     return subj
 
 
-def _sample_lesion(rng: np.random.Generator, subj: Subject, malignant: bool) -> Lesion:
+def _sample_lesion(rng: np.random.Generator, subj: Subject, malignant: bool, subsolid: float = 0.0) -> Lesion:
     u, p = rng.uniform, subj.p
     # Size is the strongest CT sign of malignancy (Lung-RADS): masses vs small nodules, with overlap
     # left to shape and uptake (phantom v2; v1 drew 14-38 / 12-28 mm and CT alone hardly told them apart).
@@ -218,10 +220,18 @@ def _sample_lesion(rng: np.random.Generator, subj: Subject, malignant: bool) -> 
     else:
         suv = u(3.5, 7.0) if u() < 0.15 else u(1.5, 3.5)
     hu = u(20.0, 45.0) if where == "liver" else u(20.0, 60.0)
-    return Lesion(center, radius, malignant, where, hu, suv,
-                  axes / np.linalg.norm(axes, axis=1, keepdims=True), rng.integers(0, 3, m), coef,
-                  dirs / np.maximum(np.linalg.norm(dirs, axis=1, keepdims=True), 1e-9),
-                  radius * u(1.3, 2.0, n_spic))
+    lesion = Lesion(center, radius, malignant, where, hu, suv,
+                    axes / np.linalg.norm(axes, axis=1, keepdims=True), rng.integers(0, 3, m), coef,
+                    dirs / np.maximum(np.linalg.norm(dirs, axis=1, keepdims=True), 1e-9),
+                    radius * u(1.3, 2.0, n_spic))
+    if subsolid > 0 and where == "lung" and u() < subsolid:
+        # Ground-glass nodule (the adenocarcinoma spectrum of screening CT): hazy attenuation well below
+        # soft tissue (-650 to -350 HU), 10-22 mm radius, smooth, and barely FDG-avid (SUV 0.8-1.6).
+        # Drawn after every v2 draw, so ``subsolid=0`` keeps the v2 subjects.
+        lesion.hu, lesion.suv, lesion.solid = u(-650.0, -350.0), u(0.8, 1.6), False
+        lesion.radius_mm = min(lesion.radius_mm, u(10.0, 22.0))
+        lesion.spic_dirs, lesion.spic_len_mm = lesion.spic_dirs[:0], lesion.spic_len_mm[:0]
+    return lesion
 
 
 class _Canvas:
@@ -341,7 +351,7 @@ def render(subj: Subject, shape, rng: np.random.Generator):
         label = L["lesion_lung"] if les.site == "lung" else L["lesion_soft"]
         cv.paint(les.sd, les.hu, les.suv, label, les.center - ext, les.center + ext,
                  sharp=True, lesion_center=les.center)
-        if les.malignant and les.radius_mm > 25:  # necrotic core: cold centre on PET
+        if les.malignant and les.solid and les.radius_mm > 25:  # necrotic core: cold centre on PET
             core = les.radius_mm * 0.45 / HALF_MM
             cv.paint(lambda z, y, x, c=les.center, r=core: ellipsoid_sd(z, y, x, c, (r, r, r)),
                      None, 0.35 * les.suv, None, les.center - core, les.center + core)

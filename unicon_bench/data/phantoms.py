@@ -51,13 +51,42 @@ SITES: dict[str, SiteProfile] = {
 
 
 @dataclass(frozen=True)
+class CohortProfile:
+    """Who is scanned: the referral population behind a cohort (lesion count, malignancy, phenotype)."""
+
+    name: str
+    n_lesion_p: tuple[float, float, float, float]  # P(0, 1, 2, 3 lesions)
+    p_malignant: float            # per lesion, for a never smoker
+    p_malignant_smoking: float    # added per smoking level (former, current)
+    subsolid: float               # fraction of lung lesions that are ground-glass (subsolid) nodules
+
+
+# "mixed" is the phantom-v2 population (nodules referred for work-up). "screening": low-dose lung-cancer
+# screening, where most findings are small benign nodules and many are ground-glass. "staging": PET/CT
+# referrals to stage a known or suspected lung cancer: every subject has a lesion, most are malignant
+# masses, nodal and hepatic spread is common.
+COHORTS: dict[str, CohortProfile] = {
+    "mixed": CohortProfile("mixed", (0.15, 0.42, 0.28, 0.15), 0.28, 0.08, 0.0),
+    "screening": CohortProfile("screening", (0.10, 0.55, 0.25, 0.10), 0.10, 0.05, 0.6),
+    "staging": CohortProfile("staging", (0.0, 0.40, 0.35, 0.25), 0.65, 0.05, 0.0),
+}
+# How survival depends on the subject: "clinical" (phantom v2: lesion volume, malignancy, age and smoking,
+# which the image does not show) or "imaging" (what a scan shows: tumour burden, malignancy, spread beyond
+# the lung, FDG avidity; age a little).
+SURVIVAL_MODELS = ("clinical", "imaging")
+
+
+@dataclass(frozen=True)
 class PhantomConfig:
-    """What to generate: ``n`` subjects of ``shape`` acquired at ``site`` from ``seed``."""
+    """What to generate: ``n`` subjects of ``shape`` acquired at ``site`` from ``seed``, drawn from the
+    ``cohort`` population with the ``survival`` model (the defaults are phantom v2's)."""
 
     n: int
     shape: tuple[int, int, int] = (32, 32, 32)
     site: str = "A"
     seed: int = 0
+    cohort: str = "mixed"
+    survival: str = "clinical"
 
     def __post_init__(self):
         shape = tuple(int(s) for s in self.shape)
@@ -65,6 +94,10 @@ class PhantomConfig:
             raise ValueError(f"shape must be three sizes >= 8, got {self.shape}")
         if self.site not in SITES:
             raise ValueError(f"unknown site {self.site!r}; known: {sorted(SITES)}")
+        if self.cohort not in COHORTS:
+            raise ValueError(f"unknown cohort {self.cohort!r}; known: {sorted(COHORTS)}")
+        if self.survival not in SURVIVAL_MODELS:
+            raise ValueError(f"unknown survival model {self.survival!r}; known: {list(SURVIVAL_MODELS)}")
         if int(self.n) < 1 or int(self.seed) < 0:
             raise ValueError("n must be >= 1 and seed >= 0")
         object.__setattr__(self, "shape", shape)
@@ -72,10 +105,13 @@ class PhantomConfig:
         object.__setattr__(self, "seed", int(self.seed))
 
     def key(self) -> str:
-        """SHA-256 hex of the config, the site profile and :data:`PHANTOM_VERSION`."""
-        blob = json.dumps({"n": self.n, "shape": list(self.shape), "site": self.site,
-                           "seed": self.seed, "profile": asdict(SITES[self.site]),
-                           "version": PHANTOM_VERSION}, sort_keys=True)
+        """SHA-256 hex of the config, the site and cohort profiles and :data:`PHANTOM_VERSION` (a v2 config
+        keeps its v2 key)."""
+        fields = {"n": self.n, "shape": list(self.shape), "site": self.site,
+                  "seed": self.seed, "profile": asdict(SITES[self.site]), "version": PHANTOM_VERSION}
+        if (self.cohort, self.survival) != ("mixed", "clinical"):
+            fields.update(cohort=asdict(COHORTS[self.cohort]), survival=self.survival, version=3)
+        blob = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -114,7 +150,6 @@ class PhantomCohort:
 
 _ARRAY_FIELDS = ("ct", "pet", "mask", "malignant", "time", "event", "age", "smoking",
                  "lesion_volume_ml")
-_N_LESION_P = (0.15, 0.42, 0.28, 0.15)
 _SMOKING_P = (0.35, 0.40, 0.25)
 _SMOKING_WORD = ("never smoker", "former smoker", "current smoker")
 # Survival: Weibull proportional hazards; standardisation constants are fixed (not cohort
@@ -123,6 +158,11 @@ _WEIBULL_SHAPE, _WEIBULL_SCALE = 1.2, 55.0
 _BETA = {"log_volume": 0.5, "malignant": 0.9, "age": 0.4, "smoking": 0.25}
 _LOGVOL_MU, _LOGVOL_SD = 3.35, 1.72  # of log1p(volume ml) over the v2 lesion mix
 _CENSOR_MEAN, _FOLLOW_UP = 100.0, 120.0
+# The "imaging" model: burden = log1p(total lesion volume, ml), spread = organs other than the lung that
+# hold a lesion (mediastinal nodes, pericardium, liver: 0-3), avidity = log SUVmax (standardised by fixed
+# constants); the image shows all but age.
+_BETA_IMAGING = {"log_volume": 1.0, "malignant": 0.8, "spread": 0.7, "log_suvmax": 0.3, "age": 0.15}
+_LOGSUV_MU, _LOGSUV_SD = 1.4, 0.6
 
 
 def _rng(cfg: PhantomConfig, k: int, stream: int, *extra: int) -> np.random.Generator:
@@ -133,15 +173,25 @@ def _rng(cfg: PhantomConfig, k: int, stream: int, *extra: int) -> np.random.Gene
 def _subject(cfg: PhantomConfig, k: int):
     """Subject ``k``: (anatomy, ehr dict, report) — independent of ``cfg.n`` and ``cfg.shape``."""
     rng = _rng(cfg, k, 0)
+    cohort = COHORTS[cfg.cohort]
     age = float(np.clip(np.round(rng.normal(65.0, 10.0)), 35, 90))
     smoking = int(rng.choice(3, p=_SMOKING_P))
-    n_les = int(rng.choice(4, p=_N_LESION_P))
-    subj = _anatomy.sample_subject(rng, n_les, p_malignant=0.28 + 0.08 * smoking)
+    n_les = int(rng.choice(4, p=cohort.n_lesion_p))
+    subj = _anatomy.sample_subject(rng, n_les, p_malignant=cohort.p_malignant + cohort.p_malignant_smoking * smoking,
+                                   subsolid=cohort.subsolid)
     malignant = int(any(les.malignant for les in subj.lesions))
     volume = sum(les.volume_ml() for les in subj.lesions)
-    lin = (_BETA["log_volume"] * (np.log1p(volume) - _LOGVOL_MU) / _LOGVOL_SD
-           + _BETA["malignant"] * malignant + _BETA["age"] * (age - 65.0) / 10.0
-           + _BETA["smoking"] * smoking)
+    if cfg.survival == "imaging":
+        b = _BETA_IMAGING
+        spread = len({les.site for les in subj.lesions} - {"lung"})
+        suvmax = max([les.suv for les in subj.lesions], default=1.0)
+        lin = (b["log_volume"] * (np.log1p(volume) - _LOGVOL_MU) / _LOGVOL_SD + b["malignant"] * malignant
+               + b["spread"] * spread + b["log_suvmax"] * (np.log(max(suvmax, 1.0)) - _LOGSUV_MU) / _LOGSUV_SD
+               + b["age"] * (age - 65.0) / 10.0)
+    else:
+        lin = (_BETA["log_volume"] * (np.log1p(volume) - _LOGVOL_MU) / _LOGVOL_SD
+               + _BETA["malignant"] * malignant + _BETA["age"] * (age - 65.0) / 10.0
+               + _BETA["smoking"] * smoking)
     t_death = _WEIBULL_SCALE * (rng.exponential() / np.exp(lin)) ** (1.0 / _WEIBULL_SHAPE)
     t_censor = min(rng.exponential(_CENSOR_MEAN), _FOLLOW_UP)
     ehr = {"age": age, "smoking": smoking, "malignant": malignant,
