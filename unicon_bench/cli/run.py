@@ -39,7 +39,7 @@ def run(
     """Train STRATEGY over SCENARIO, evaluate after every experience, write the result JSON.
 
     Any strategy runs on any backbone (--set backbone=swin_unetr; unet, swin_unetr, vit, segresnet,
-    resnet) and can start from pretrained weights (--set backbone_weights=PATH: a state dict, a
+    segresenc (CT-FM's encoder), resnet) and can start from pretrained weights (--set backbone_weights=PATH: a state dict, a
     .safetensors file, a MONAI bundle folder or a `unicon-bench pretrain` folder; --set
     weights_map='module.->' strips a prefix) with --set freeze=frozen|partial:N|none.
 

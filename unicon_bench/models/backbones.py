@@ -13,11 +13,12 @@ segmentation decoder walks the list back up). Besides ``forward`` a backbone has
 
 Built-ins: ``unet`` (the model zoo's residual 3D U-Net encoder, the default), ``swin_unetr``
 (MONAI SwinUNETR's Swin transformer and encoder blocks), ``vit`` (MONAI ViT with UNETR's encoder
-blocks), ``segresnet`` (MONAI SegResNet's encoder) and ``resnet`` (MONAI's 3D ResNet), registered
-in the one ``Registry`` with ``@register_backbone`` (plugins: group ``unicon_bench.backbones``). The foreign
-backbones keep MONAI's module names, so the corresponding MONAI checkpoints load by key (their decoder
-keys, which the backbone lacks, are reported as unexpected). Default sizes are tiny so that 16^3 and
-32^3 runs stay fast on a CPU; ``backbone_options`` sets any builder argument (e.g. SwinUNETR's
+blocks), ``segresnet`` (MONAI SegResNet's encoder), ``segresenc`` (MONAI's ``SegResEncoder``, CT-FM's
+encoder: ``segresenc.py``) and ``resnet`` (MONAI's 3D ResNet), registered in the one ``Registry`` with
+``@register_backbone`` (plugins: group ``unicon_bench.backbones``). The foreign backbones keep
+MONAI's module names, so the corresponding MONAI checkpoints load by key (their decoder keys, which
+the backbone lacks, are reported as unexpected). Default sizes are tiny (but ``segresenc``'s, CT-FM's)
+so that 16^3 and 32^3 runs stay fast on a CPU; ``backbone_options`` sets any builder argument (e.g. SwinUNETR's
 ``feature_size: 48`` and ``depths: [2, 2, 2, 2]`` to load MONAI model-zoo weights).
 
 The foreign backbones see the volume at full resolution through a per-modality ``InputStem`` that
@@ -58,7 +59,7 @@ class BackboneInfo:
 # from the entry-point group ``unicon_bench.backbones`` (``name = "pkg.module:builder"``).
 BUILTINS = {"unet": "unicon_bench.models.backbones:_unet", "swin_unetr": "unicon_bench.models.backbones:_swin",
             "vit": "unicon_bench.models.backbones:_vit", "segresnet": "unicon_bench.models.backbones:_segresnet",
-            "resnet": "unicon_bench.models.backbones:_resnet"}
+            "resnet": "unicon_bench.models.backbones:_resnet", "segresenc": "unicon_bench.models.segresenc:_segresenc"}
 BACKBONES = Registry("backbone", __name__, "unicon_bench.backbones", "register_backbone")
 
 

@@ -25,6 +25,7 @@ from torch import nn
 from unicon_bench.models import lora as L
 from unicon_bench.models.net import make_head
 from unicon_bench.models.text import TextEncoder, mlp_adapter
+from unicon_bench.models.weights import freeze_batch_norm
 from unicon_bench.models.unet import CHANNELS, Encoder3D, global_pool
 
 
@@ -145,9 +146,11 @@ class PeftNet(nn.Module):
         return make_head(kind, self.encoder, light=kind == "segmentation" and bool(self.routes))
 
     def freeze(self) -> None:
-        """Freeze every parameter that exists now (called before a new route adds its own)."""
+        """Freeze every parameter that exists now (called before a new route adds its own), and the
+        running statistics of batch-norm layers (``resnet``, ``segresenc``), which earlier routes read."""
         for p in self.parameters():
             p.requires_grad_(False)
+        freeze_batch_norm(self)
 
     # -- running --------------------------------------------------------------------------------
     def features(self, x: torch.Tensor, index: int) -> list[torch.Tensor]:

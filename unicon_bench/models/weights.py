@@ -167,8 +167,6 @@ def apply_freeze(backbone, policy: str) -> int:
     statistics (they normalise by the batch while training and by their stored statistics at
     evaluation, which never change). Returns the number of frozen parameters.
     """
-    from torch import nn
-
     check_freeze(policy)
     if policy == "none":
         return 0
@@ -186,7 +184,15 @@ def apply_freeze(backbone, policy: str) -> int:
         for p in m.parameters():
             p.requires_grad_(False)
             frozen[id(p)] = p.numel()
-        for sub in m.modules():
-            if isinstance(sub, nn.modules.batchnorm._BatchNorm):
-                sub.track_running_stats = False
+        freeze_batch_norm(m)
     return sum(frozen.values())
+
+
+def freeze_batch_norm(module) -> None:
+    """Stop every batch-norm layer of ``module`` from updating its running statistics: it normalises
+    by the batch while training and by the stored statistics at evaluation, which never change."""
+    from torch import nn
+
+    for sub in module.modules():
+        if isinstance(sub, nn.modules.batchnorm._BatchNorm):
+            sub.track_running_stats = False
