@@ -2,7 +2,13 @@
 
 ``load_study`` is what both the training pipeline and ``unicon-bench data check`` use: it reads the
 image (PET scaled to SUV) and the mask of one manifest row and checks them (readable, finite voxels,
-mask on the image's grid). Any problem is a :class:`StudyError` naming the file.
+mask on the image's grid). Any problem is a :class:`StudyError` naming the file (for a DICOM series
+that fails to load, the slice at fault).
+
+Memory stays bounded by the volume itself: images are read once as float32 (NIfTI scaling in
+float32, ``readers.ScaledNibabelReader``), masks in their stored type (uint8 is a quarter of
+float32), and every whole-volume check (NaN/Inf, value range, lesion voxels) runs in blocks of
+``BLOCK_VOXELS`` (``volume_stats``) instead of making whole-volume temporaries.
 """
 
 from __future__ import annotations
@@ -82,23 +88,28 @@ def check_volume_header(path: Path) -> None:
         return
 
 
-def load_volume(path: Path):
-    """The volume at ``path`` as a channel-first MONAI MetaTensor (affine in RAS world coordinates)."""
+def load_volume(path: Path, dtype=np.float32):
+    """The volume at ``path`` as a channel-first MONAI MetaTensor (affine in RAS world coordinates);
+    ``dtype=None`` keeps the stored type (masks)."""
     check_volume_header(path)
-    from monai.data import NibabelReader, PydicomReader
     from monai.transforms import LoadImage
+
+    from unicon_bench.data.readers import LeanPydicomReader, ScaledNibabelReader, bad_slice
 
     # MONAI logs a warning per DICOM read when the (GPU) nvImageCodec decoder is absent: not news here.
     logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
-    reader = NibabelReader() if is_nifti(path) else PydicomReader()
+    reader = ScaledNibabelReader() if is_nifti(path) else LeanPydicomReader()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            image = LoadImage(reader=reader, image_only=True, ensure_channel_first=True, dtype=np.float32)(str(path))
+            image = LoadImage(reader=reader, image_only=True, ensure_channel_first=True, dtype=dtype)(str(path))
     except Exception as exc:  # nibabel, pydicom and zlib raise many kinds; all mean "unreadable"
         cause = exc
         while cause.__cause__ is not None:
             cause = cause.__cause__
+        slice_at_fault = bad_slice(path) if path.is_dir() else None
+        if slice_at_fault:
+            raise StudyError(path, f"cannot read slice {slice_at_fault}") from None
         raise StudyError(path, f"cannot read: {type(cause).__name__}: {str(cause).strip() or 'no details'}"[:400]) from None
     if image.ndim != 4 or image.shape[0] != 1:
         raise StudyError(path, f"expected one 3D volume, got array shape {tuple(image.shape)}")
@@ -122,8 +133,30 @@ def row_suv_factor(row: Row, nifti_pet_units: str = "suv") -> float:
         raise StudyError(row.image, f"cannot read DICOM headers: {exc}") from None
 
 
+BLOCK_VOXELS = 1 << 22  # whole-volume checks read this many voxels at a time (16 MiB of float32)
+
+
+def volume_stats(volume) -> tuple[int, float, float, int]:
+    """``(NaN/Inf voxels, min, max of the finite ones (NaN when none), voxels > 0)`` of a channel-first
+    volume, in blocks of whole last-axis slices: no temporary is larger than a block."""
+    array = volume.numpy() if hasattr(volume, "numpy") else np.asarray(volume)
+    step = max(1, BLOCK_VOXELS // max(1, math.prod(array.shape[:-1])))
+    nonfinite, positive, lo, hi = 0, 0, math.inf, -math.inf
+    exact = not np.issubdtype(array.dtype, np.floating)
+    for k in range(0, array.shape[-1], step):
+        block = array[..., k:k + step]
+        if not exact:
+            finite = np.isfinite(block)
+            bad = int(block.size - np.count_nonzero(finite))
+            nonfinite, block = nonfinite + bad, block[finite] if bad else block
+        if block.size:
+            lo, hi = min(lo, float(block.min())), max(hi, float(block.max()))
+        positive += int(np.count_nonzero(block > 0))
+    return nonfinite, (lo if lo <= hi else math.nan), (hi if lo <= hi else math.nan), positive
+
+
 def _finite(volume, path: Path) -> None:
-    bad = int((~np.isfinite(volume.numpy())).sum())
+    bad = volume_stats(volume)[0]
     if bad:
         raise StudyError(path, f"{bad} NaN/Inf voxel(s) of {volume.numel()}")
 
@@ -151,9 +184,8 @@ def load_study(row: Row, nifti_pet_units: str = "suv", foreground: list[int] | N
     if factor != 1.0:
         image = image * factor
     if row.label is None:
-        label = image.clone() * 0
-        return {"image": image, "label": label}
-    label = load_volume(row.label)
+        return {"image": image, "label": image * 0}
+    label = load_volume(row.label, dtype=None)  # uint8 masks stay uint8 until the 0/1 float mask
     _finite(label, row.label)
     problem = geometry_problem(image, label)
     if problem and not wants_resample(row):
@@ -162,7 +194,7 @@ def load_study(row: Row, nifti_pet_units: str = "suv", foreground: list[int] | N
     if problem:
         from monai.transforms import ResampleToMatch
 
-        label = ResampleToMatch(mode="nearest")(label, image)
+        label = ResampleToMatch(mode="nearest")(label.float(), image)
     import torch
 
     mask = torch.isin(label, torch.tensor(foreground, dtype=label.dtype)) if foreground else label > 0
@@ -203,9 +235,7 @@ def inspect_row(row: Row, nifti_pet_units: str = "suv") -> RowReport:
         return report
     report.shape = tuple(int(s) for s in image.shape[1:])
     report.spacing = tuple(round(float(s), 3) for s in affine_to_spacing(image.affine, r=3))
-    values = image.numpy()
-    finite = np.isfinite(values)
-    report.nonfinite = int((~finite).sum())
+    report.nonfinite, lo, hi, _ = volume_stats(image)
     if report.nonfinite:
         report.problems.append(f"{row.image}: {report.nonfinite} NaN/Inf voxel(s)")
     try:
@@ -213,23 +243,23 @@ def inspect_row(row: Row, nifti_pet_units: str = "suv") -> RowReport:
     except StudyError as exc:
         report.problems.append(str(exc))
         factor = 1.0
-    if finite.any():
-        report.value_range = (float(values[finite].min()) * factor, float(values[finite].max()) * factor)
+    if not math.isnan(lo):
+        report.value_range = (lo * factor, hi * factor)
     if row.label is None:
         return report
     try:
-        label = load_volume(row.label)
+        label = load_volume(row.label, dtype=None)
     except StudyError as exc:
         report.problems.append(str(exc))
         report.geometry = "unreadable"
         return report
-    if not np.isfinite(label.numpy()).all():
+    label_nonfinite, _, _, report.lesion_voxels = volume_stats(label)
+    if label_nonfinite:
         report.problems.append(f"{row.label}: NaN/Inf voxel(s) in the label")
     problem = geometry_problem(image, label)
     report.geometry = "match" if problem is None else ("resampled" if wants_resample(row) else "MISMATCH")
     if problem and not wants_resample(row):
         report.problems.append(f"{row.label}: {problem}")
-    report.lesion_voxels = int((np.nan_to_num(label.numpy()) > 0).sum())
     return report
 
 
