@@ -128,9 +128,12 @@ class Subject:
         return float(ellipsoid_sd(*pt, self.p[name + "_c"], self.p[name + "_a"]))
 
 
-def sample_subject(rng: np.random.Generator, n_lesions: int, p_malignant: float, subsolid: float = 0.0) -> Subject:
+def sample_subject(rng: np.random.Generator, n_lesions: int, p_malignant: float, subsolid: float = 0.0,
+                   primary: str = "") -> Subject:
     """Draw one subject's anatomy and ``n_lesions`` lesions (each malignant w.p. ``p_malignant``; a lung
-    lesion is a subsolid nodule w.p. ``subsolid``; 0 draws exactly the phantom-v2 sequence)."""
+    lesion is a subsolid nodule w.p. ``subsolid``). ``primary`` makes the first lesion the finding that
+    brought the subject in: "solid", a malignant lung tumour; "subsolid", a ground-glass lung nodule. The
+    defaults draw exactly the phantom-v2 sequence."""
     u = rng.uniform
     s, dz = u(0.92, 1.05), u(-0.08, 0.08)
     fat = u(0.04, 0.08)
@@ -163,18 +166,27 @@ def sample_subject(rng: np.random.Generator, n_lesions: int, p_malignant: float,
                 rng.uniform(-0.75, 0.75, 3) * np.array(p[f"lung_a{side}"])
             vessels.append((hilum, end, u(3.5, 5.5), 1.5))
     subj = Subject(p, vessels)
-    for _ in range(n_lesions):
-        subj.lesions.append(_sample_lesion(rng, subj, u() < p_malignant, subsolid))
+    for k in range(n_lesions):
+        first = bool(primary) and k == 0
+        malignant = u() < p_malignant
+        if first:
+            kind = 1.0 if primary == "subsolid" else 0.0
+            subj.lesions.append(_sample_lesion(rng, subj, malignant or primary == "solid", kind, lung=True))
+        else:
+            subj.lesions.append(_sample_lesion(rng, subj, malignant, subsolid))
     return subj
 
 
-def _sample_lesion(rng: np.random.Generator, subj: Subject, malignant: bool, subsolid: float = 0.0) -> Lesion:
+def _sample_lesion(rng: np.random.Generator, subj: Subject, malignant: bool, subsolid: float = 0.0,
+                   lung: bool = False) -> Lesion:
     u, p = rng.uniform, subj.p
     # Size is the strongest CT sign of malignancy (Lung-RADS): masses vs small nodules, with overlap
     # left to shape and uptake (phantom v2; v1 drew 14-38 / 12-28 mm and CT alone hardly told them apart).
     radius = u(22.0, 40.0) if malignant else u(8.0, 20.0)
     where = "lung" if u() < 0.75 else str(rng.choice(["mediastinum", "paracardiac", "liver"],
                                                      p=[0.5, 0.2, 0.3]))
+    if lung:  # the same draws, then the site forced: the primary tumour of a staging referral
+        where = "lung"
     if where != "lung":  # nodes and metastases outside the lung stay below bulky size
         radius = min(radius, 24.0)
     rn = radius / HALF_MM
@@ -226,10 +238,11 @@ def _sample_lesion(rng: np.random.Generator, subj: Subject, malignant: bool, sub
                     radius * u(1.3, 2.0, n_spic))
     if subsolid > 0 and where == "lung" and u() < subsolid:
         # Ground-glass nodule (the adenocarcinoma spectrum of screening CT): hazy attenuation well below
-        # soft tissue (-650 to -350 HU), 10-22 mm radius, smooth, and barely FDG-avid (SUV 0.8-1.6).
-        # Drawn after every v2 draw, so ``subsolid=0`` keeps the v2 subjects.
+        # soft tissue (-650 to -350 HU), 12-26 mm radius (lengths here are scaled to the coarse grid, as the
+        # solid lesions' are), smooth, and barely FDG-avid (SUV 0.8-1.6). Drawn after every v2 draw, so
+        # ``subsolid=0`` keeps the v2 subjects.
         lesion.hu, lesion.suv, lesion.solid = u(-650.0, -350.0), u(0.8, 1.6), False
-        lesion.radius_mm = min(lesion.radius_mm, u(10.0, 22.0))
+        lesion.radius_mm = u(12.0, 26.0)
         lesion.spic_dirs, lesion.spic_len_mm = lesion.spic_dirs[:0], lesion.spic_len_mm[:0]
     return lesion
 
