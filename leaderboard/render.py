@@ -7,8 +7,6 @@ and parameters come from plugins and users, so nothing user-provided is ever mar
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 from datetime import datetime, timezone
@@ -24,8 +22,16 @@ from unicon_bench.analysis.aggregate import (
     higher_is_better,
     load_results,
 )
-from unicon_bench.fileio import check_output_file, md_escape
+from unicon_bench.fileio import check_output_file
 from unicon_bench.results import atomic_write_text
+
+from unicon_bench.leaderboard.tables import (  # noqa: F401  (csv_cell, table_statistics: re-exported)
+    csv_cell,
+    render_csv,
+    render_json,
+    render_markdown,
+    table_statistics,
+)
 
 FORMATS = ("html", "md", "csv", "json")
 TEMPLATES = Path(__file__).parent / "templates"
@@ -234,98 +240,6 @@ def render_html(boards: list[Board], problems: list[str] = (), source: str = "",
         problems=list(problems), source=source, n_runs=sum(len(b.runs) for b in boards),
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     )
-
-
-def _markdown_metric(board: Board, key: str) -> list[str]:
-    """The final-model table of one metric: mean ± CI over seeds and the per-subject bootstrap CI."""
-    from unicon_bench.analysis.final_metrics import metric_table
-
-    table = metric_table(board, key)
-    if not table["experiences"]:
-        return [f"{md_escape(board.title)}: no experience has the metric {md_escape(key)}."]
-    head = ["strategy", *(f"{e} {m}" for e, m, _c in table["experiences"])]
-    lines = [f"#### {md_escape(board.title)}: final {md_escape(table['label'])} ({table['direction']} is better; "
-             "mean ± 95 % CI over seeds, [95 % bootstrap CI over subjects])", "",
-             "| " + " | ".join(md_escape(h) for h in head) + " |", "|:---|" + "---:|" * len(table["experiences"])]
-    for r in table["rows"]:
-        cells = []
-        for _e, _m, col in table["experiences"]:
-            c = r["cells"][col]
-            text = "–" if c["mean"] is None else f"{c['mean']:.3f}" + ("" if c["lo"] is None else f" ± {(c['hi'] - c['lo']) / 2:.3f}")
-            text += f" {_interval(c['boot_lo'], c['boot_hi'])}"
-            cells.append(f"**{text}**" if c["best"] else (f"*{text}*" if c["tied"] else text))
-        lines.append("| " + " | ".join([md_escape(r["method"]), *cells]) + " |")
-    return lines
-
-
-def render_markdown(boards: list[Board], metric: str | None = None) -> str:
-    """One Markdown table per board: mean ± CI, best in bold, not significantly different in italics.
-
-    ``metric``: also a table of that metric key of the final models (``primary``, ``hd95``...).
-    """
-    parts = ["Mean ± half-width of the 95 % t-interval over seeds. **Bold**: best; *italic*: not "
-             "significantly different from the best (paired t-test, p ≥ 0.05)."]
-    for board in boards:
-        header = ["strategy", "paradigm", "seeds", *(column_label(c) for c in board.columns)]
-        lines = [f"### {md_escape(board.title)}", "", "| " + " | ".join(md_escape(h) for h in header) + " |",
-                 "|" + "|".join([":---", ":---", "---:"] + ["---:"] * len(board.columns)) + "|"]
-        for r in board.rows:
-            cells = []
-            for c in board.columns:
-                cell, text = r["cells"][c], format_cell(c, r["cells"][c])
-                cells.append(f"**{text}**" if cell["best"] else (f"*{text}*" if cell["tied"] else text))
-            lines.append("| " + " | ".join([md_escape(r["method"]), r["paradigm"], str(r["n_seeds"]), *cells]) + " |")
-        if metric is not None:
-            lines += [""] + _markdown_metric(board, metric)
-        parts.append("\n".join(lines))
-    return "\n\n".join(parts) + "\n"
-
-
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet runs a cell starting so as a formula
-
-
-def csv_cell(value):
-    """A text cell a spreadsheet shows as text: one starting like a formula gets a leading ``'`` (OWASP)."""
-    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
-
-
-def render_csv(boards: list[Board]) -> str:
-    """The overview tables of all boards in one CSV: mean, CI bounds and marks per column.
-
-    Text cells that a spreadsheet would evaluate (``=HYPERLINK(...)``) are written as text (``csv_cell``);
-    numbers are written as they are."""
-    import pandas as pd
-
-    frame = pd.concat([b.frame() for b in boards], ignore_index=True).map(csv_cell)
-    buf = io.StringIO()
-    frame.to_csv(buf, index=False, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
-    return buf.getvalue()
-
-
-def render_json(boards: list[Board]) -> str:
-    """Per board and method: the headline (final average) with its hierarchical-bootstrap interval and rank
-    interval, and the same for every matrix column (``unicon_bench.analysis.ranks``; serialised here only)."""
-    from dataclasses import asdict
-
-    from unicon_bench.analysis.ranks import LEGEND, across_boards, board_statistics
-    from unicon_bench.analysis.resampling import N_BOOT
-
-    out = []
-    for board in boards:
-        stats = board_statistics(board)
-        rows = []
-        for i, row in enumerate(stats["final_average"]):
-            rec = {k: v for k, v in asdict(row).items() if k != "rank_freq"}
-            rec["strategy"] = board.rows[i]["strategy"] if board.rows[i]["method"] == row.method else None
-            rec["columns"] = {col: {k: v for k, v in asdict(ranks[i]).items() if k not in ("method", "n_seeds")}
-                              for col, ranks in stats.items()}
-            rows.append(rec)
-        out.append({"scenario": board.scenario, "version": board.version, "quick": board.quick,
-                    "precision": board.precision, "title": board.title, "methods": rows})
-    cd = across_boards(boards) if len(boards) > 1 else None
-    doc = {"legend": LEGEND, "n_boot": N_BOOT, "boards": out,
-           "critical_difference": asdict(cd) if cd is not None else None}  # Friedman + Nemenyi over boards x experiences
-    return json.dumps(doc, indent=2, allow_nan=False) + "\n"
 
 
 def write_leaderboard(results_dir: str | Path, output: str | Path | None, fmt: str = "html",

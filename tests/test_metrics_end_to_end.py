@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
+
+from unicon_bench.scenario import get_scenario
 from conftest import load_json
 
 from unicon_bench import check as gate
@@ -46,8 +48,9 @@ def test_quick_run_writes_every_metric(unicon):
         for i in range(-1, j):
             assert {e.metric for e in back.matrix if e.trained_upto == i and e.evaluated_on == j} == {names[0]}
     seg = back.subjects(2)
-    assert set(seg) == {m.name for m in metrics_of("segmentation")} and len(seg["dice"]) == 12
-    assert sum(seg["dice"]) / 12 == pytest.approx(back.rows()[1][last][2])
+    n_eval = get_scenario("unicon").quick.n_eval
+    assert set(seg) == {m.name for m in metrics_of("segmentation")} and len(seg["dice"]) == n_eval
+    assert sum(seg["dice"]) / n_eval == pytest.approx(back.rows()[1][last][2])
     assert set(back.subjects(0)) == {"probability", "label", "brier"}
     assert set(back.subjects(1)) == {"risk", "time", "event"}
     assert back.cost.eval_time_s > 0

@@ -22,6 +22,7 @@ from unicon_bench.registry import Registry
 
 TaskKind = Literal["segmentation", "classification", "prognosis"]
 Modality = Literal["CT", "PET"]
+Cohort = Literal["mixed", "screening", "staging"]  # the phantom populations (unicon_bench.data.phantoms.COHORTS)
 
 
 class _Strict(BaseModel):
@@ -51,6 +52,10 @@ class ExperienceSpec(_Strict):
     modality: Modality
     task: TaskKind
     site: str = "A"
+    cohort: Cohort = Field("mixed", description="phantom population: mixed (v2), screening (low-dose screening, "
+                           "ground-glass nodules) or staging (PET/CT staging of lung cancer)")
+    contrast: Literal["none", "venous"] = Field("none", description="phantom CT protocol: none (v2) or venous "
+                                                "(portal-venous phase of an iodinated-contrast CT)")
     n_train: Int | None = Field(None, gt=0, le=MAX_SUBJECTS, description="overrides data.n_train")
     n_eval: Int | None = Field(None, gt=0, le=MAX_SUBJECTS, description="overrides data.n_eval")
     with_ct: bool = Field(False, description="PET samples also carry the co-registered CT (2nd channel)")
@@ -76,6 +81,9 @@ class DataSpec(_Strict):
     n_eval: Int = Field(16, gt=0, le=MAX_SUBJECTS)
     shape: Shape = (32, 32, 32)
     seed: Int = Field(0, ge=0, le=MAX_SEED)
+    survival: Literal["clinical", "imaging"] = Field(
+        "clinical", description="what drives the phantoms' hazard: clinical (v2: volume, malignancy, age, smoking) "
+        "or imaging (tumour burden, malignancy, spread, FDG avidity: what the scan shows)")
 
     def quick(self, q: "QuickSpec") -> "DataSpec":
         return self.model_copy(update={"n_train": q.n_train, "n_eval": q.n_eval, "shape": q.shape})
@@ -199,6 +207,8 @@ class ScenarioSpec(_Strict):
             raise ValueError(f"experience names must be unique, got {names}")
         if self.data.source == "phantom" and any(e.where for e in self.experiences):
             raise ValueError("experience 'where' filters select manifest rows: they need data.source: manifest")
+        if self.data.source == "manifest" and any((e.cohort, e.contrast) != ("mixed", "none") for e in self.experiences):
+            raise ValueError("experience 'cohort' and 'contrast' describe phantoms: they need data.source: phantom")
         if self.kind == "domain" and self.task_identity_at_test:
             raise ValueError("a domain-incremental scenario gives no task identity at test time")
         return self

@@ -12,6 +12,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from conftest import error_lines, load_json
@@ -34,7 +35,7 @@ def pet(quick_run) -> dict:
 
 @pytest.fixture(scope="module")
 def tasks(quick_run) -> dict:
-    """naive on ct_tasks: AUC (ct_cls), C-index (ct_prog), Dice (ct_seg)."""
+    """naive on ct_tasks (v3): Dice (ct_seg), AUC (ct_cls), C-index (ct_prog)."""
     return load_json(quick_run("naive", "ct_tasks", 0)[1])
 
 
@@ -53,6 +54,18 @@ def write_run(base: dict, out: Path, seed: int, last_row: list[float], *, strate
     for e in data["matrix"]:
         if e["trained_upto"] == last:
             e["value"] = last_row[e["evaluated_on"]]
+    # keep the per-subject values (what the paired gate resamples) consistent with the edited cells: Dice
+    # values shift by the edit; AUC/C-index cells cannot be edited that way and lose theirs
+    kept = []
+    for cell in data.get("per_subject") or []:
+        j = cell["evaluated_on"]
+        if cell["trained_upto"] == last:
+            if "dice" not in cell["values"]:
+                continue
+            vals = np.asarray(cell["values"]["dice"], float)
+            cell["values"] = {"dice": (vals + last_row[j] - vals.mean()).tolist()}
+        kept.append(cell)
+    data["per_subject"] = kept
     # the summary is derived from the matrix (and checked against it on reading): recompute all of it
     n = last + 1
     grid = {(e["trained_upto"], e["evaluated_on"]): e["value"] for e in data["matrix"]
@@ -113,8 +126,8 @@ def test_drop_beyond_tolerance_fails_and_names_the_row(pet, tmp_path, cli):
 
 
 def test_auc_drop_fails(tasks, tmp_path):
-    base = runs(tasks, tmp_path / "base", {0: [0.8, 0.7, 0.5]})
-    cur = runs(tasks, tmp_path / "cur", {0: [0.7, 0.7, 0.5]})  # AUC -0.1: final average -0.033, BWT -0.05
+    base = runs(tasks, tmp_path / "base", {0: [0.5, 0.8, 0.7]})  # v3: ct_seg, ct_cls, ct_prog
+    cur = runs(tasks, tmp_path / "cur", {0: [0.5, 0.7, 0.7]})  # AUC -0.1: final average -0.033, BWT -0.05
     report = check(tmp_path, base, cur)
     assert [r.label for r in report.failed] == ["final ct_cls (auc)"]
     assert verdicts(report)[("naive", "bwt")] == "ok"  # exactly the tolerance: passes
@@ -181,11 +194,26 @@ def test_other_scenario_version_or_quick_flag_is_one_clear_line(pet, tmp_path, c
     assert f"the baseline is ct_to_pet v{V} (quick)" in line and "never compared" in line
 
 
+def without_runs(path: Path) -> Path:
+    """The baseline as schema 2 wrote it: no runs, so the unpaired rule judges every row."""
+    data = json.loads(path.read_text())
+    data["baseline_schema_version"] = 2
+    for entry in data["entries"]:
+        entry.pop("runs")
+    path.write_text(json.dumps(data))
+    return path
+
+
 def test_drop_within_the_combined_interval_passes_with_several_seeds(pet, tmp_path):
     seeds = {0: [0.5, 0.6], 1: [0.6, 0.7], 2: [0.7, 0.8]}  # sd 0.1 per row
     base = runs(pet, tmp_path / "base", seeds)
     cur = runs(pet, tmp_path / "cur", {s: [v - 0.1 for v in row] for s, row in seeds.items()})
-    report = check(tmp_path, base, cur)
+    # paired (schema 3): the same drop of 0.1 on every seed and subject is found, whatever the seeds' spread
+    paired = check(tmp_path, base, cur)
+    row = next(r for r in paired.rows if r.row == "final:pet_seg")
+    assert row.interval == pytest.approx((-0.1, -0.1)) and row.verdict == "regressed"
+    # unpaired (schema 2): the seeds' spread widens what passes
+    report = gate.compare(gate.load_baseline(without_runs(tmp_path / "baseline.json")), cur)
     half = stats.t.ppf(0.975, 2) * 0.1 / math.sqrt(3)  # 95 % t-interval half-width of three seeds
     row = next(r for r in report.rows if r.row == "final:pet_seg")
     assert row.delta == pytest.approx(-0.1) and row.allowed == pytest.approx(math.hypot(half, half))
@@ -193,6 +221,7 @@ def test_drop_within_the_combined_interval_passes_with_several_seeds(pet, tmp_pa
     # a drop beyond the combined interval fails even with three seeds
     far = runs(pet, tmp_path / "far", {s: [v - 0.4 for v in row] for s, row in seeds.items()})
     assert gate.compare(gate.load_baseline(tmp_path / "baseline.json"), far).exit_code == 1
+    without_runs(baseline_of(tmp_path, base))
     # the same drop of 0.1 measured on one seed has no interval: only the tolerance holds, and it fails
     one = check(tmp_path, runs(pet, tmp_path / "base1", {0: seeds[0]}),
                 runs(pet, tmp_path / "cur1", {0: [v - 0.1 for v in seeds[0]]}))
@@ -226,8 +255,9 @@ def test_markdown_to_a_file(pet, tmp_path, cli):
     assert proc.returncode == 1 and proc.stdout == ""
     text = (tmp_path / "gate.md").read_text(encoding="utf-8")
     assert text.startswith("### ❌ unicon-bench check")
-    assert "| scenario | method | metric | baseline | current | Δ | allowed drop | verdict |" in text
-    assert "| final pet\\_seg (dice) | 0.700 (n=1) | 0.500 (n=1) | -0.200 | 0.050 | ❌ regressed |" in text
+    assert "| scenario | method | metric | baseline | current | Δ [paired 95 % CI] | allowed drop | verdict |" in text
+    assert ("| final pet\\_seg (dice) | 0.700 (n=1) | 0.500 (n=1) | -0.200 \\[-0.200, -0.200\\] | 0.050 | "
+            "❌ regressed |") in text
 
 
 def test_usage_errors_exit_2(pet, tmp_path, cli):

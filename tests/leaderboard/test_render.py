@@ -16,9 +16,9 @@ import pytest
 
 from conftest import error_lines, load_json
 from unicon_bench.scenario import get_scenario
+from unicon_bench.fileio import md_escape
 from unicon_bench.leaderboard.render import (
     load_boards,
-    md_escape,
     render_csv,
     render_html,
     render_markdown,
@@ -87,7 +87,16 @@ def test_markdown_and_csv_tables(results_dir):
     md = render_markdown(boards)
     assert md.count("### ") == 2 and "| strategy | paradigm | seeds | final avg |" in md
     assert md.count("\n| naive | continual | 2 |") == 2 and "| specialized | specialized | 2 |" in md
-    assert "±" in md and "**" in md
+    assert "±" not in md and "**" in md and "hierarchical bootstrap interval" in md
+    # every interval is the analysis module's hierarchical bootstrap (seeds, then eval subjects)
+    from unicon_bench.analysis.ranks import column_estimate
+    from unicon_bench.analysis.resampling import N_BOOT, Bootstrap
+
+    board = next(b for b in boards if b.scenario == "ct_to_pet")
+    lo, hi = column_estimate(board, "naive", "final_average", Bootstrap(N_BOOT)).interval()
+    row = next(line for line in md.split("### ")[[b.scenario for b in boards].index("ct_to_pet") + 1].splitlines()
+               if line.startswith("| naive |"))
+    assert f"[{lo:.3f}, {hi:.3f}]" in row
     import csv
     import io
 
@@ -96,6 +105,9 @@ def test_markdown_and_csv_tables(results_dir):
         (c, s) for c, strategies in RUNS.items() for s in strategies)
     for r in rows:
         assert r["n_seeds"] == "2" and float(r["final_average_ci_low"]) <= float(r["final_average_mean"])
+        if (r["scenario"], r["strategy"]) == ("ct_to_pet", "naive"):
+            assert (round(float(r["final_average_ci_low"]), 3), round(float(r["final_average_ci_high"]), 3)) == (
+                round(lo, 3), round(hi, 3))
         assert r["paradigm"] == {"joint": "joint", "specialized": "specialized"}.get(r["strategy"], "continual")
 
 

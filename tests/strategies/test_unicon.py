@@ -51,12 +51,11 @@ def test_stage0_weights_and_earlier_outputs_are_bit_identical(phantom_cache, tor
     for name, param, value in frozen:  # LoRA injection renames modules, so compare the tensors
         assert torch.equal(param, value), f"{name} changed after stage 0"
     assert torch.equal(strat.predict(evals[0]), out_before)
-    # the PET/CT experience trained its own PET stem, its gate and LoRA set, and nothing else
+    # the PET experience (v3: PET alone) trained its own PET stem and LoRA set, and nothing else
     old = {id(p) for _, p, _ in frozen}
     new = [name for name, p in strat.model.named_parameters() if id(p) not in old]
-    assert any(k.startswith("stems.PET+CT") for k in new) and any(".updates.exp1." in k for k in new)
-    assert "stem_gates.PET+CT" in new
-    assert all(k.startswith(("stems.PET+CT", "stem_gates.PET+CT")) or ".updates.exp1." in k for k in new)
+    assert any(k.startswith("stems.PET.") for k in new) and any(".updates.exp1." in k for k in new)
+    assert all(k.startswith("stems.PET.") or ".updates.exp1." in k for k in new)
 
 
 def test_pet_ct_route_starts_as_the_ct_model_on_the_ct_channel():

@@ -24,11 +24,11 @@ from unicon_bench.check.baseline import (
     tolerance_key,
     write_baseline,
 )
-from unicon_bench.check.gate import Report, Row, compare, judge
+from unicon_bench.check.gate import Report, Row, compare, judge, judge_paired
 from unicon_bench.check.render import HEADERS, markdown, rich_table
 
 __all__ = [
     "BASELINE_SCHEMA_VERSION", "DEFAULT_TOLERANCES", "ENV_KEYS", "FAILING", "HEADERS", "SUMMARY_ROWS", "Baseline",
-    "CheckError", "Entry", "Report", "Row", "Stat", "build_baseline", "compare", "judge", "load_baseline", "markdown",
+    "CheckError", "Entry", "Report", "Row", "Stat", "build_baseline", "compare", "judge", "judge_paired", "load_baseline", "markdown",
     "rich_table", "row_label", "scenario_title", "tolerance_key", "write_baseline",
 ]

@@ -14,6 +14,16 @@ entry without ``precision``, from baseline schema 1, is fp32, as the CPU runs it
 schema are converted on load (``unicon_bench.results``), so a baseline made from schema-1 results still
 gates schema-2 results on the rows it names; a newer result schema than the baseline's is compared,
 an older one is not.
+
+Paired comparison (baseline schema 3). The baseline also keeps each of its runs' result (with the
+per-subject values of every matrix cell). When the results hold the same seeds, evaluated on as many
+subjects, a row is judged on the *paired* difference: current minus baseline, resampled by the
+hierarchical bootstrap of ``unicon_bench.analysis.resampling`` (seeds, then eval subjects; the same draw
+for both sides, so the subject effect they share cancels). The row *regresses* when the whole 95 %
+interval of that difference lies below ``-tolerance`` (in the metric's direction) and *improves* when it
+lies above ``+tolerance``; a mean drop beyond the tolerance whose interval reaches back is "within CI".
+Identical runs give a difference of exactly 0, and so never a verdict. Otherwise (older baselines,
+other seeds) the unpaired rule above applies, and a note says so.
 """
 
 from __future__ import annotations
@@ -43,7 +53,7 @@ from unicon_bench.metrics.columns import COLUMNS
 from unicon_bench.metrics.registry import METRICS, get_metric, split_key
 from unicon_bench.results import atomic_write_text
 
-BASELINE_SCHEMA_VERSION = 2  # 2: each entry names its precision (absent in 1: fp32)
+BASELINE_SCHEMA_VERSION = 3  # 2: each entry names its precision (absent in 1: fp32); 3: each entry keeps its runs
 # Absolute tolerances: the summary columns' from the column table (final average and BWT), every
 # metric's from the metric registry, in the metric's unit (HD95 1 mm, volumes 0.5 ml...).
 DEFAULT_TOLERANCES = {**{c.name: c.tolerance for c in COLUMNS.values() if c.tolerance is not None},
@@ -85,6 +95,15 @@ class Entry(_Model):
     seeds: list[int]
     experiences: dict[str, str] = Field(description="experience name -> its metric (dice, auc, c_index)")
     rows: dict[str, Stat] = Field(description="final_average, bwt and final:<experience>")
+    runs: dict[int, dict] | None = Field(None, description="seed -> the run's result document, per-subject values "
+                                         "included: what the paired comparison resamples (absent before schema 3)")
+
+    def results(self) -> list:
+        """The baseline's runs as validated results, sorted by seed (empty before schema 3)."""
+        from unicon_bench.results import parse_result
+
+        return [parse_result(self.runs[seed], f"baseline entry {self.title} {self.method} seed {seed}")
+                for seed in sorted(self.runs or {})]
 
     @property
     def title(self) -> str:
@@ -208,6 +227,7 @@ def _entries(boards: list[Board], confidence: float, metrics: tuple[str, ...] = 
                 experiences=dict(zip(board.experiences, board.metrics)),
                 rows={col: _stat({r.result.seed: r.values.get(col) for r in runs}, confidence)
                       for col in _rows_of(board, metrics)},
+                runs={r.result.seed: r.result.model_dump(mode="json") for r in runs},
             ))
     return sorted(entries, key=lambda e: (e.scenario, e.scenario_version, e.quick, e.precision, e.method))
 

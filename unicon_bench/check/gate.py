@@ -36,6 +36,7 @@ class Row:
     delta: float | None = None  # current - baseline mean
     allowed: float | None = None  # the largest drop that still passes
     verdict: str = "missing"
+    interval: tuple[float, float] | None = None  # the paired difference's 95 % bootstrap interval (paired rows)
 
     @property
     def label(self) -> str:
@@ -78,6 +79,54 @@ def judge(base: Stat, current: Stat, tolerance: float, up: bool = True) -> tuple
     if -worse > allowed + EPS:
         return delta, allowed, "improved"
     return delta, allowed, "within CI" if worse > tolerance + EPS else "ok"
+
+
+def judge_paired(delta: float, interval: tuple[float | None, float | None], tolerance: float,
+                 up: bool = True) -> str:
+    """The verdict of a paired row: its difference's interval entirely beyond the tolerance, or not."""
+    lo, hi = interval
+    if lo is None or hi is None:
+        return "undefined"
+    worse_lo, worse_hi = (-hi, -lo) if up else (lo, hi)  # the interval of how much worse it got
+    if worse_lo > tolerance + EPS:
+        return "regressed"
+    if worse_hi < -tolerance - EPS:
+        return "improved"
+    return "within CI" if (-delta if up else delta) > tolerance + EPS else "ok"
+
+
+class _Pairing:
+    """The paired comparison of one entry: the baseline's runs and the current ones on the same seeds, both
+    resampled with one bootstrap (``None`` when it cannot pair, with the reason in the notes)."""
+
+    def __init__(self, entry: Entry, current_runs: list, notes: list[str]):
+        from unicon_bench.results import ResultError
+
+        self.ok = False
+        if not entry.runs:
+            return
+        try:
+            self.base = entry.results()
+        except ResultError as exc:
+            raise CheckError(f"the baseline's runs cannot be read: {exc}") from exc
+        self.current = sorted((r.result for r in current_runs), key=lambda r: r.seed)
+        if [r.seed for r in self.base] != [r.seed for r in self.current]:
+            notes.append(f"{entry.title} {entry.method}: other seeds than the baseline's; unpaired comparison")
+            return
+        from unicon_bench.analysis.resampling import Bootstrap
+
+        self.boot = Bootstrap()
+        self.ok = True
+
+    def difference(self, column: str) -> tuple[float | None, tuple[float | None, float | None]] | None:
+        """(current - baseline point, its paired 95 % interval), or None if the two sides do not pair: other
+        eval-subject counts, or per-subject values on one side only (then seeds alone would be resampled there)."""
+        from unicon_bench.analysis.resampling import percentile_interval
+
+        b, c = self.boot.estimate(self.base, column), self.boot.estimate(self.current, column)
+        if (b.resampled, b.n_subjects) != (c.resampled, c.n_subjects) or b.point is None or c.point is None:
+            return None
+        return c.point - b.point, percentile_interval(c.replicates - b.replicates)
 
 
 def _match(entry: Entry, boards: list[Board], notes: list[str]):
@@ -132,6 +181,7 @@ def compare(baseline: Baseline, results_dir: str | Path, allow_missing: bool = F
         runs = board.runs_of(found["method"]) if found else []
         if found:
             matched.add((board.scenario, board.version, board.quick, board.precision, found["method"]))
+        pairing = _Pairing(entry, runs, report.notes) if runs else None
         for col, base in entry.rows.items():
             tolerance = baseline.tolerances[tolerance_key(entry, col)]
             if base.mean is None:
@@ -144,6 +194,15 @@ def compare(baseline: Baseline, results_dir: str | Path, allow_missing: bool = F
             if current.mean is None:
                 report.rows.append(Row(entry, col, base, current, verdict="undefined"))
                 continue
+            paired = pairing.difference(col) if pairing is not None and pairing.ok else None
+            if paired is not None:
+                delta, interval = paired
+                verdict = judge_paired(delta, interval, tolerance, higher_is_better(col))
+                report.rows.append(Row(entry, col, base, current, delta, tolerance, verdict, interval))
+                continue
+            if pairing is not None and pairing.ok:
+                report.notes.append(f"{entry.title} {entry.method} {row_label(entry, col)}: the eval subjects differ "
+                                    "from the baseline's; unpaired comparison")
             delta, allowed, verdict = judge(base, current, tolerance, higher_is_better(col))
             report.rows.append(Row(entry, col, base, current, delta, allowed, verdict))
     extra = [f"{scenario_title(b.scenario, b.version, b.quick, b.precision)} {r['method']}" for b in boards

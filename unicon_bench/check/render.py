@@ -16,11 +16,13 @@ def _fmt(stat: Stat | None) -> str:
 
 def _cells(r: Row) -> list[str]:
     delta = "–" if r.delta is None else f"{r.delta:+.3f}"
+    if r.interval is not None and r.interval[0] is not None:
+        delta += f" [{r.interval[0]:+.3f}, {r.interval[1]:+.3f}]"  # paired: the difference's 95 % interval
     allowed = "–" if r.allowed is None else f"{r.allowed:.3f}"
     return [r.entry.title, r.entry.method, r.label, _fmt(r.base), _fmt(r.current), delta, allowed]
 
 
-HEADERS = ["scenario", "method", "metric", "baseline", "current", "Δ", "allowed drop", "verdict"]
+HEADERS = ["scenario", "method", "metric", "baseline", "current", "Δ [paired 95 % CI]", "allowed drop", "verdict"]
 _STYLE = {"regressed": "bold red", "missing": "red", "undefined": "red", "within CI": "yellow",
           "improved": "green", "ok": "", "n/a": "dim"}
 _MARK = {"regressed": "❌ regressed", "missing": "❌ missing", "undefined": "❌ undefined", "within CI": "⚠️ within CI",
@@ -34,7 +36,7 @@ def rich_table(report: Report):
 
     table = Table(title="unicon-bench check", caption=escape(report.summary()))
     for h in HEADERS:
-        table.add_column(h, justify="right" if h in ("Δ", "allowed drop") else "left")
+        table.add_column(h, justify="right" if h in (HEADERS[5], "allowed drop") else "left")
     for r in report.rows:
         verdict = r.verdict if r.verdict not in FAILING[1:] or not report.allow_missing else f"{r.verdict} (allowed)"
         table.add_row(*(escape(c) for c in _cells(r)), f"[{_STYLE[r.verdict]}]{verdict}[/]" if _STYLE[r.verdict] else verdict)

@@ -34,8 +34,14 @@ def check(
     """Regression gate: compare RESULTS_DIR with a baseline; exit 1 if any row regressed, 2 on usage errors.
 
     Every (scenario, strategy) row of the baseline (final average, final score per experience, BWT, and
-    the metrics added with --metric) fails when its mean gets worse, in the metric's direction (a higher
-    HD95 is worse), by more than max(tolerance, sqrt(ci_base^2 + ci_current^2)).
+    the metrics added with --metric) is judged in the metric's direction (a higher HD95 is worse).
+
+    Paired (a baseline written by this version, results on the baseline's seeds): the difference current -
+    baseline is resampled over seeds and eval subjects with one draw for both sides; the row regresses when
+    the difference's whole 95 % interval lies below -tolerance. Identical runs differ by exactly 0.
+
+    Unpaired (older baselines, other seeds): the row regresses when its mean gets worse by more than
+    max(tolerance, sqrt(ci_base^2 + ci_current^2)), the t-intervals over seeds.
     """
     from unicon_bench import check as gate
 

@@ -81,7 +81,8 @@ def cohort_config(spec: ScenarioSpec, index: int) -> PhantomConfig:
     exp = spec.experiences[index]
     n_train, n_eval = spec.sizes(index)
     seed = zlib.crc32(f"{spec.data.seed}:{index}:{exp.name}".encode())
-    return PhantomConfig(n=n_train + n_eval, shape=tuple(spec.data.shape), site=exp.site, seed=seed)
+    return PhantomConfig(n=n_train + n_eval, shape=tuple(spec.data.shape), site=exp.site, seed=seed,
+                         cohort=exp.cohort, survival=spec.data.survival, contrast=exp.contrast)
 
 
 def _tensors(cohort: PhantomCohort, channels: tuple[str, ...]) -> tuple[torch.Tensor, ...]:
