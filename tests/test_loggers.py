@@ -27,7 +27,10 @@ def test_quick_run_logs_to_tensorboard_mlflow_and_csv(tmp_path, phantom_cache, t
     result = read_result(path)
     init, R = result.rows()
     names = result.scenario.experiences  # ct_seg, pet_seg
-    steps_per_exp = 2  # 8 quick training subjects in batches of 4, one epoch
+    from unicon_bench.scenario import get_scenario
+
+    spec = get_scenario("ct_to_pet")
+    steps_per_exp = -(-spec.quick.n_train // spec.train.batch_size)  # the quick training subjects in batches, one epoch
 
     # TensorBoard: the event files, read back with TensorBoard's own EventAccumulator
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

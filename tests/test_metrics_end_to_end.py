@@ -102,6 +102,9 @@ def _with_hd95(base: dict, out: Path, seed: int, hd95: float) -> None:
     for e in data["matrix"]:
         if e["trained_upto"] == last and e["metric"] == "hd95":
             e["value"] = hd95
+    for cell in data["per_subject"]:  # the per-subject values the paired gate resamples: consistent with the cell
+        if cell["trained_upto"] == last and "hd95" in cell["values"]:
+            cell["values"]["hd95"] = [hd95] * len(cell["values"]["hd95"])
     parse_result(data)
     data["run_id"] = f"s{seed}-hd95-{hd95}"
     path = out / "unicon" / "naive" / f"{data['run_id']}.json"

@@ -68,7 +68,7 @@ def test_pretrain_command_writes_a_plain_state_dict(tmp_path, phantom_cache, tor
     state = torch.load(folder / "foundation.pt", weights_only=True)
     prefixes = {k.split(".")[0] for k in state}
     assert prefixes == {"encoder", "stem", "head"}
-    assert meta["task"] == "classification" and meta["score"]["metric"] == "auc"
+    assert meta["task"] == "segmentation" and meta["score"]["metric"] == "dice"  # v3: ct_tasks starts with ct_seg
 
     # another scenario, or another backbone, cannot reuse it: one clear error
     from unicon_bench.data.streams import build_stream

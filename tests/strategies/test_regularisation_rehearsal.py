@@ -158,8 +158,8 @@ def test_mas_importance_covers_the_trained_route(make):
     plugin = plugin_of(mas, "TaskAwareMASPlugin")
     imp = {k: float(v.data.abs().sum()) for k, v in plugin.importance.items()}
     assert any(v > 0 for k, v in imp.items() if k.startswith("encoder."))
-    assert any(v > 0 for k, v in imp.items() if k.startswith("heads.classification."))
-    assert all(v == 0 for k, v in imp.items() if k.startswith("heads.prognosis."))  # not used yet
+    assert any(v > 0 for k, v in imp.items() if k.startswith("heads.segmentation."))  # v3: segmentation first
+    assert all(v == 0 for k, v in imp.items() if k.startswith(("heads.classification.", "heads.prognosis.")))
 
 
 def test_mas_penalises_a_minibatch_whose_loss_is_exactly_zero(make):
