@@ -65,3 +65,20 @@ data: {{source: manifest, manifest: {manifest}}}
 """)
     with pytest.raises(ConfigError, match="'cohort' and 'contrast' describe phantoms"):
         load_scenario_file(path)
+
+
+def test_v2_reference_results_upgrade_and_never_mix_with_v3(tmp_path):
+    import json
+
+    from unicon_bench.analysis.aggregate import aggregate
+    from unicon_bench.results import parse_result, read_result
+
+    files = sorted((ROOT / "benchmarks" / "results" / "cpu-default-suite").rglob("*.json"))
+    path = next(p for p in files if p.name.startswith("s") and json.loads(p.read_text())["schema_version"] == 2)
+    raw = json.loads(path.read_text())
+    assert "precision" not in raw["env"]
+    v2 = read_result(path)
+    assert v2.schema_version == 3 and v2.env.precision == "fp32" and v2.scenario.version == 2
+    as_v3 = parse_result({**raw, "run_id": raw["run_id"] + "-v3", "scenario": {**raw["scenario"], "version": 3}})
+    boards = aggregate([(path, v2), (tmp_path / "x.json", as_v3)])
+    assert sorted(b.version for b in boards) == [2, 3] and all(len(b.runs) == 1 for b in boards)
