@@ -25,11 +25,13 @@ BWT_MAX, JOINT_GAIN = -0.10, 0.05
 
 
 def _runs(root: Path) -> dict[tuple[str, str], list]:
-    from unicon_bench.results import find_results, read_result
+    from unicon_bench.analysis.aggregate import load_results
 
+    found, problems = load_results(root)
+    if problems:
+        raise SystemExit(f"{len(problems)} invalid result file(s) under {root}, e.g. {problems[0]}")
     out: dict[tuple[str, str], list] = {}
-    for path in find_results(root):
-        r = read_result(path)
+    for _path, r in found:
         if r.scenario.version != 3 or r.scenario.quick:
             continue
         out.setdefault((r.scenario.name, r.strategy.name), []).append(r)

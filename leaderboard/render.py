@@ -25,7 +25,7 @@ from unicon_bench.analysis.aggregate import (
 from unicon_bench.fileio import check_output_file
 from unicon_bench.results import atomic_write_text
 
-from unicon_bench.leaderboard.tables import (  # noqa: F401  (csv_cell, table_statistics: re-exported)
+from unicon_bench.leaderboard.tables import (  # noqa: F401  (csv_cell: re-exported)
     csv_cell,
     render_csv,
     render_json,
@@ -94,13 +94,12 @@ def _statistics(board: Board) -> dict:
     """What ``analysis`` says about one board, all from one bootstrap (so every number on it is paired):
     each overview cell's interval, each column's comparisons with its best, the ranks of the final
     average, and every method's verdicts against each reference method."""
-    from unicon_bench.analysis.compare import against_best, verdicts_against
-    from unicon_bench.analysis.ranks import board_ranks, overview_intervals
+    from unicon_bench.analysis.compare import verdicts_against
+    from unicon_bench.analysis.ranks import board_ranks
     from unicon_bench.analysis.resampling import N_BOOT, Bootstrap
 
     boot = Bootstrap(N_BOOT)
-    return {"intervals": overview_intervals(board, boot),
-            "vs_best": {c: against_best(board, c, boot) for c in board.columns},
+    return {**table_statistics(board, boot),
             "ranks": board_ranks(board, "final_average", boot),
             "verdicts": {ref: verdicts_against(board, ref, boot=boot) for ref in board.methods()}}
 

@@ -41,24 +41,24 @@ def _markdown_metric(board: Board, key: str) -> list[str]:
     return lines
 
 
-def table_statistics(board: Board) -> dict:
+def table_statistics(board: Board, boot=None) -> dict:
     """Every overview cell's hierarchical-bootstrap estimate and, per column, each method's paired comparison
-    with the best (one bootstrap for the board: the Markdown and CSV tables; the HTML adds ranks and verdicts)."""
+    with the best, from one bootstrap (``boot``, default a new one): the Markdown and CSV tables; the HTML
+    page adds ranks and verdicts from the same bootstrap."""
     from unicon_bench.analysis.compare import against_best
     from unicon_bench.analysis.ranks import overview_intervals
     from unicon_bench.analysis.resampling import N_BOOT, Bootstrap
 
-    boot = Bootstrap(N_BOOT)
+    boot = boot or Bootstrap(N_BOOT)
     return {"intervals": overview_intervals(board, boot),
             "vs_best": {c: against_best(board, c, boot) for c in board.columns}}
 
 
-def _marks(board: Board, stats: dict, method: str, col: str) -> tuple[float | None, float | None, bool, bool]:
-    """(interval low, high, best, not significantly different from the best) of one cell."""
+def _marks(stats: dict, method: str, col: str, cell: dict) -> tuple[float | None, float | None, bool, bool]:
+    """(interval low, high, best, not significantly different from the best) of one board cell."""
     from unicon_bench.analysis.compare import not_different
     from unicon_bench.analysis.resampling import SEEDS
 
-    cell = next(r for r in board.rows if r["method"] == method)["cells"][col]
     est = stats["intervals"][col][method]
     lo, hi = est.interval()
     if est.n_seeds < 2 and est.resampled == SEEDS:
@@ -88,7 +88,7 @@ def render_markdown(boards: list[Board], metric: str | None = None) -> str:
             cells = []
             for c in board.columns:
                 cell = r["cells"][c]
-                lo, hi, best, tied = _marks(board, stats, r["method"], c)
+                lo, hi, best, tied = _marks(stats, r["method"], c, cell)
                 d = column_precision(c)
                 text = "–" if cell["mean"] is None else f"{cell['mean']:.{d}f}" + (
                     "" if lo is None else f" {_interval(lo, hi, d)}")
@@ -121,7 +121,7 @@ def render_csv(boards: list[Board]) -> str:
         frame, stats = b.frame(), table_statistics(b)
         for i, r in enumerate(b.rows):
             for c in b.columns:
-                lo, hi, _best, tied = _marks(b, stats, r["method"], c)
+                lo, hi, _best, tied = _marks(stats, r["method"], c, r["cells"][c])
                 frame.loc[i, [f"{c}_ci_low", f"{c}_ci_high", f"{c}_not_sig_different"]] = [lo, hi, tied]
         frames.append(frame)
     frame = pd.concat(frames, ignore_index=True).map(csv_cell)

@@ -167,11 +167,10 @@ def sample_subject(rng: np.random.Generator, n_lesions: int, p_malignant: float,
             vessels.append((hilum, end, u(3.5, 5.5), 1.5))
     subj = Subject(p, vessels)
     for k in range(n_lesions):
-        first = bool(primary) and k == 0
         malignant = u() < p_malignant
-        if first:
-            kind = 1.0 if primary == "subsolid" else 0.0
-            subj.lesions.append(_sample_lesion(rng, subj, malignant or primary == "solid", kind, lung=True))
+        if primary and k == 0:  # a lung lesion, malignant if solid, ground-glass if subsolid
+            subj.lesions.append(_sample_lesion(rng, subj, malignant or primary == "solid",
+                                               float(primary == "subsolid"), lung=True))
         else:
             subj.lesions.append(_sample_lesion(rng, subj, malignant, subsolid))
     return subj
