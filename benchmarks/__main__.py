@@ -10,7 +10,7 @@ import json
 from benchmarks.common import write
 
 BENCHMARKS = ("overhead", "data", "scaling", "end_to_end", "sweep_speedup", "eval_metrics", "pretrain_reuse",
-              "precision_step", "scenarios_v3", "gate_power")
+              "precision_step", "scenarios_v3", "gate_power", "malignancy_reading")
 
 
 def main() -> None:
