@@ -50,13 +50,11 @@ def _report(name: str, spec_runs: list) -> dict | None:
         return None
     spec = get_scenario(name)
     view = _lesion_view(spec, j)
-    probs, label = [], None
+    label, probs = view[:, 0], []
     for r in spec_runs:
         values = r.subjects(j)
-        y = np.asarray(values["label"], float)
-        if label is not None and not np.array_equal(y, label) or not np.array_equal(y, view[:, 0]):
+        if not np.array_equal(np.asarray(values["label"], float), label):
             raise SystemExit(f"{name}: the eval labels of seed {r.seed} are not the scenario's eval subjects")
-        label = y
         probs.append(np.asarray(values["probability"], float))
     p = np.mean(probs, axis=0)
     outside = view[:, 1] == 1
